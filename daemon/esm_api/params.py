@@ -1,0 +1,170 @@
+"""Job parameters: the one description of a synthesis job that the CLI, the engine,
+the daemon and the plug-ins share.
+
+Standard library only: the plug-ins vendor this package into GIMP's and Krita's
+bundled Pythons, which have no numpy or torch.  Every field is validated here, so
+bad input is refused with one clear message before any work starts, wherever the
+job came from.  ``to_dict``/``from_dict`` give the wire form (msgpack-friendly).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping, TypeVar
+
+ACTIVATIONS = ("elu", "relu", "lrelu")
+DOWNSAMPLES = ("strided", "avg", "max")
+INITS = ("glorot", "orthogonal")
+LOSSES = ("patches", "gram")
+MATCHINGS = ("exact",)
+DEVICES = ("auto", "cpu", "cuda", "mps")
+# Layer names follow the reference table: "<block>_<index>", e.g. "3_1" is conv3_1.
+LAYER_NAMES = ("1_1", "1_2", "2_1", "2_2", "3_1", "3_2", "3_3", "4_1", "4_2", "4_3")
+
+MAX_SIDE = 8192  # a hard sanity bound; the daemon enforces its own (smaller) pixel limits
+
+
+class ParamError(ValueError):
+    """A parameter is out of range or of the wrong kind; the message names it."""
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ParamError(message)
+
+
+def _finite(name: str, value: float, low: float | None = None, high: float | None = None) -> None:
+    _require(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
+             f"{name} must be a finite number, got {value!r}")
+    if low is not None:
+        _require(value >= low, f"{name} must be >= {low}, got {value}")
+    if high is not None:
+        _require(value <= high, f"{name} must be <= {high}, got {value}")
+
+
+def _integer(name: str, value: int, low: int, high: int) -> None:
+    _require(isinstance(value, int) and not isinstance(value, bool), f"{name} must be an integer, got {value!r}")
+    _require(low <= value <= high, f"{name} must be between {low} and {high}, got {value}")
+
+
+def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    _require(value in choices, f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def parse_layers(text: str) -> tuple[str, ...]:
+    """'3_1,4_1' -> ('3_1', '4_1'); also accepts 'conv3_1'."""
+    names = tuple(part.strip().removeprefix("conv") for part in text.split(",") if part.strip())
+    _require(bool(names), "layers must name at least one layer, e.g. 3_1,4_1")
+    for name in names:
+        _choice("layer", name, LAYER_NAMES)
+    return names
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'512x256' -> (512, 256); '512' -> (512, 512)."""
+    parts = text.lower().split("x")
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        raise ParamError(f"size must look like WIDTHxHEIGHT (e.g. 512x512), got {text!r}") from None
+    _require(len(values) in (1, 2), f"size must look like WIDTHxHEIGHT (e.g. 512x512), got {text!r}")
+    width, height = (values * 2)[:2]
+    return width, height
+
+
+@dataclass(frozen=True)
+class NetworkParams:
+    """The random feature extractor (see docs/engine.md for the layer table)."""
+
+    activation: str = "elu"
+    downsample: str = "strided"
+    units: float = 1.0  # multiplies every layer's unit count (0.25 = quarter units)
+    depth: int = 1  # each 3x3 layer repeated this many times
+    init: str = "glorot"
+    seed: int = 0  # seeds the weights; independent of the synthesis seed
+
+    def validate(self) -> None:
+        _choice("activation", self.activation, ACTIVATIONS)
+        _choice("downsample", self.downsample, DOWNSAMPLES)
+        _finite("units", self.units, 1 / 48, 16)
+        _integer("depth", self.depth, 1, 3)
+        _choice("init", self.init, INITS)
+        _integer("network seed", self.seed, 0, 2**32 - 1)
+
+
+@dataclass(frozen=True)
+class SynthesisParams:
+    """Texture synthesis; defaults are the blog's settings (see README)."""
+
+    width: int | None = None  # None: the exemplar's width
+    height: int | None = None
+    tileable: bool = False
+    seed: int = 0
+    phases: int = 4
+    iterations: int = 10
+    style_weight: float = 100.0
+    variety: float = 0.1
+    smoothness: float = 0.1
+    layers: tuple[str, ...] = ("3_1", "4_1")
+    loss: str = "patches"
+    matching: str = "exact"
+    network: NetworkParams = field(default_factory=NetworkParams)
+
+    def validate(self) -> None:
+        for name in ("width", "height"):
+            value = getattr(self, name)
+            if value is not None:
+                _integer(name, value, 1, MAX_SIDE)
+        _require(isinstance(self.tileable, bool), "tileable must be true or false")
+        _integer("seed", self.seed, 0, 2**32 - 1)
+        _integer("phases", self.phases, 1, 8)
+        _integer("iterations", self.iterations, 1, 10_000)
+        _finite("style weight", self.style_weight, 0)
+        _finite("variety", self.variety, 0)
+        _finite("smoothness", self.smoothness, 0)
+        _require(isinstance(self.layers, tuple) and len(self.layers) > 0, "layers must name at least one layer")
+        for name in self.layers:
+            _choice("layer", name, LAYER_NAMES)
+        _choice("loss", self.loss, LOSSES)
+        _choice("matching", self.matching, MATCHINGS)
+        self.network.validate()
+
+
+P = TypeVar("P")
+
+
+def to_dict(params: Any) -> dict[str, Any]:
+    """Wire form: nested dataclasses become maps, tuples become lists."""
+
+    def plain(value: Any) -> Any:
+        if dataclasses.is_dataclass(value):
+            return {f.name: plain(getattr(value, f.name)) for f in fields(value)}
+        if isinstance(value, tuple):
+            return [plain(v) for v in value]
+        return value
+
+    return plain(params)
+
+
+def from_dict(cls: type[P], data: Mapping[str, Any] | None) -> P:
+    """Builds and validates ``cls`` from a map; unknown keys are an error, missing keys
+    take their defaults."""
+    data = dict(data or {})
+    _require(isinstance(data, dict), f"{cls.__name__} must be a map")
+    known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - set(known))
+    _require(not unknown, f"unknown parameter(s): {', '.join(map(str, unknown))}")
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        default = getattr(cls(), name)
+        if dataclasses.is_dataclass(default):
+            value = from_dict(type(default), value)
+        elif isinstance(default, tuple) and isinstance(value, (list, tuple)):
+            value = tuple(value)
+        elif isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        kwargs[name] = value
+    params = cls(**kwargs)
+    params.validate()  # type: ignore[attr-defined]
+    return params

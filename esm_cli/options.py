@@ -1,0 +1,66 @@
+"""Flags shared by the synthesis commands, mapped one-to-one onto esm_api.params fields.
+Defaults come from the dataclasses, so --help always shows what the engine uses."""
+from __future__ import annotations
+
+import argparse
+
+from esm_api import params as P
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        return P.parse_size(text)
+    except P.ParamError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _layers(text: str) -> tuple[str, ...]:
+    try:
+        return P.parse_layers(text)
+    except P.ParamError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def add_synthesis_options(parser: argparse.ArgumentParser) -> None:
+    d = P.SynthesisParams()
+    n = P.NetworkParams()
+    g = parser.add_argument_group("synthesis (defaults: the blog's settings)")
+    g.add_argument("--size", type=_size, metavar="WxH", help="output size (default: the exemplar's)")
+    g.add_argument("--tileable", action="store_true", help="make the output tile seamlessly")
+    g.add_argument("--seed", type=int, default=d.seed, help="seed of the initial noise (default %(default)s)")
+    g.add_argument("--phases", type=int, default=d.phases, help="scales, coarse to fine (default %(default)s)")
+    g.add_argument("--iterations", type=int, default=d.iterations,
+                   help="L-BFGS loss evaluations per phase (default %(default)s)")
+    g.add_argument("--style-weight", type=float, default=d.style_weight, help="default %(default)s")
+    g.add_argument("--variety", type=float, default=d.variety,
+                   help="penalty on reusing the same style patches (default %(default)s)")
+    g.add_argument("--smoothness", type=float, default=d.smoothness,
+                   help="total-variation weight (default %(default)s)")
+    g.add_argument("--layers", type=_layers, default=d.layers, metavar="L[,L]",
+                   help="style layers (default %s)" % ",".join(d.layers))
+    g.add_argument("--loss", choices=P.LOSSES, default=d.loss, help="default %(default)s")
+    g.add_argument("--matching", choices=P.MATCHINGS, default=d.matching,
+                   help="patch nearest-neighbour search (default %(default)s)")
+    g = parser.add_argument_group("random network")
+    g.add_argument("--activation", choices=P.ACTIVATIONS, default=n.activation, help="default %(default)s")
+    g.add_argument("--downsample", choices=P.DOWNSAMPLES, default=n.downsample, help="default %(default)s")
+    g.add_argument("--units", type=float, default=n.units, help="unit-count multiplier (default %(default)s)")
+    g.add_argument("--depth", type=int, default=n.depth, help="repeats of each 3x3 layer (default %(default)s)")
+    g.add_argument("--init", choices=P.INITS, default=n.init, help="weight initialisation (default %(default)s)")
+    g.add_argument("--network-seed", type=int, default=n.seed, help="seed of the weights (default %(default)s)")
+    parser.add_argument("--device", choices=P.DEVICES, default="auto",
+                        help="auto = CUDA, then Apple MPS, then CPU (default %(default)s)")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+
+def synthesis_params(args: argparse.Namespace) -> P.SynthesisParams:
+    width, height = args.size if args.size else (None, None)
+    network = P.NetworkParams(activation=args.activation, downsample=args.downsample, units=args.units,
+                              depth=args.depth, init=args.init, seed=args.network_seed)
+    params = P.SynthesisParams(
+        width=width, height=height, tileable=args.tileable, seed=args.seed, phases=args.phases,
+        iterations=args.iterations, style_weight=args.style_weight, variety=args.variety,
+        smoothness=args.smoothness, layers=tuple(args.layers), loss=args.loss, matching=args.matching,
+        network=network)
+    params.validate()
+    return params

@@ -1,0 +1,12 @@
+"""Extreme Style Machines engine: texture synthesis with random, untrained networks."""
+from esm_api.params import NetworkParams, ParamError, SynthesisParams
+
+from .engine import Engine
+from .images import ImageError, load_image, save_image
+from .multiscale import SizeError
+from .progress import CancelToken, Cancelled, Progress
+
+__all__ = [
+    "CancelToken", "Cancelled", "Engine", "ImageError", "NetworkParams", "ParamError", "Progress",
+    "SizeError", "SynthesisParams", "load_image", "save_image",
+]

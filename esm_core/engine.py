@@ -1,0 +1,69 @@
+"""The Engine: one device, its random networks and cached style features, and every
+synthesis mode as a method. The CLI makes one per run; the daemon keeps one alive."""
+from __future__ import annotations
+
+from typing import Any, Callable, Hashable
+
+import numpy as np
+import torch
+
+from esm_api.params import NetworkParams, SynthesisParams
+
+from .cache import LRUCache
+from .devices import resolve_device
+from .networks import RandomNetwork
+from .objectives import Matcher
+from .patches import match_exact
+from .progress import CancelToken, ProgressCallback
+from .synthesis import synthesize_texture
+
+DEFAULT_CACHE_BYTES = 1 << 30
+
+
+def _tensor_bytes(value: Any) -> int:
+    """Bytes held by tensors inside nested dicts/lists/objects with ``nbytes``."""
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, dict):
+        return sum(_tensor_bytes(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(_tensor_bytes(v) for v in value)
+    if isinstance(value, torch.nn.Module):
+        return sum(p.numel() * p.element_size() for p in value.parameters())
+    return int(getattr(value, "nbytes", 0))
+
+
+class Engine:
+    def __init__(self, device: str = "auto", cache_bytes: int = DEFAULT_CACHE_BYTES) -> None:
+        self.device = resolve_device(device)
+        self._networks: LRUCache[RandomNetwork] = LRUCache(cache_bytes // 4, _tensor_bytes)
+        self._features: LRUCache[Any] = LRUCache(cache_bytes, _tensor_bytes)
+
+    # -- resources used by the synthesis modules
+    def network(self, params: NetworkParams) -> RandomNetwork:
+        return self._networks.get_or_create(
+            (params, str(self.device), "float32"), lambda: RandomNetwork(params).to(self.device))
+
+    def cached(self, key: Hashable, create: Callable[[], Any]) -> Any:
+        return self._features.get_or_create((key, str(self.device)), create)
+
+    def matcher(self, name: str) -> Matcher:
+        return match_exact
+
+    def cache_info(self) -> dict[str, dict[str, int]]:
+        return {"networks": self._networks.info(), "style_features": self._features.info()}
+
+    def clear_caches(self) -> None:
+        self._networks.clear()
+        self._features.clear()
+
+    # -- modes
+    def synthesize(
+        self,
+        exemplar: np.ndarray,
+        params: SynthesisParams,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> np.ndarray:
+        with torch.inference_mode(False), torch.enable_grad():
+            return synthesize_texture(self, exemplar, params, progress, cancel)

@@ -1,0 +1,94 @@
+"""Image files and arrays: loading with clear errors, atomic saving, channel layouts.
+
+Engine images are uint8 arrays of shape (H, W, C), C = 1 (grey), 3 (RGB) or 4 (RGBA).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+SUPPORTED_CHANNELS = (1, 3, 4)
+
+
+class ImageError(ValueError):
+    """An image file or array cannot be used; the message says why."""
+
+
+def load_image(path: str | os.PathLike[str]) -> np.ndarray:
+    """Reads any Pillow-readable file as uint8 (H, W, C): grey stays 1 channel, palette and
+    other modes become RGB or RGBA, 16-bit grey is scaled to 8 bits."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"{path}: no such file")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return pil_to_array(image)
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise ImageError(f"{path}: not a readable image ({error})") from None
+
+
+def pil_to_array(image: Image.Image) -> np.ndarray:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        data = np.asarray(image, dtype=np.float64)
+        scale = 255.0 / 65535.0 if data.max(initial=0) > 255 else 1.0
+        return np.clip(np.round(data * scale), 0, 255).astype(np.uint8)[..., None]
+    if image.mode == "L":
+        return np.asarray(image, dtype=np.uint8)[..., None].copy()
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
+    converted = image.convert("RGBA" if has_alpha else "RGB")
+    return np.asarray(converted, dtype=np.uint8).copy()
+
+
+def check_image(array: np.ndarray, what: str = "image") -> np.ndarray:
+    """Validates an engine image and returns it as contiguous uint8 (H, W, C)."""
+    if not isinstance(array, np.ndarray):
+        raise ImageError(f"{what} must be a numpy array")
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[2] not in SUPPORTED_CHANNELS:
+        raise ImageError(f"{what} must be HxWxC with C in 1, 3, 4; got shape {array.shape}")
+    if array.shape[0] < 1 or array.shape[1] < 1:
+        raise ImageError(f"{what} is empty ({array.shape[1]}x{array.shape[0]})")
+    if array.dtype != np.uint8:
+        raise ImageError(f"{what} must be uint8, got {array.dtype}")
+    return np.ascontiguousarray(array)
+
+
+def array_to_pil(array: np.ndarray) -> Image.Image:
+    array = check_image(array)
+    if array.shape[2] == 1:
+        return Image.fromarray(array[..., 0], "L")
+    return Image.fromarray(array, "RGB" if array.shape[2] == 3 else "RGBA")
+
+
+def save_image(array: np.ndarray, path: str | os.PathLike[str]) -> None:
+    """Writes atomically: a temporary file in the same folder, renamed over the target,
+    so a failure never leaves a half-written output behind."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise ImageError(f"{path.parent}: output folder does not exist")
+    image = array_to_pil(array)
+    suffix = path.suffix.lower() or ".png"
+    fd, tmp = tempfile.mkstemp(prefix=".esm-", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        try:
+            image.save(tmp, format=Image.registered_extensions().get(suffix, "PNG"))
+        except (KeyError, ValueError, OSError) as error:
+            raise ImageError(f"{path}: cannot write this format ({error})") from None
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def split_alpha(array: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """(colour, alpha or None): alpha never enters the loss."""
+    if array.shape[2] == 4:
+        return array[..., :3], array[..., 3:]
+    return array, None

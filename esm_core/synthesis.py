@@ -1,0 +1,164 @@
+"""Texture synthesis from an exemplar: Neural Patches (default) or Gram loss, multi-scale
+L-BFGS on pixels, optionally tileable."""
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Callable, Hashable, Protocol
+
+import numpy as np
+import torch
+
+from esm_api.params import NetworkParams, SynthesisParams
+
+from .images import check_image, split_alpha
+from .multiscale import Phase, plan_phases
+from .networks import RandomNetwork, layer_scale, min_image_side, normalise_pixels
+from .objectives import GramLoss, Matcher, PatchLoss, StyleLayer, gram_matrix, total_variation
+from .optimize import minimise_pixels
+from .patches import PATCH
+from .progress import CancelToken, Progress, ProgressCallback
+from .resample import resize
+
+
+class Resources(Protocol):
+    """What a synthesis needs from its Engine: the device, networks, and a cache."""
+
+    device: torch.device
+
+    def network(self, params: NetworkParams) -> RandomNetwork: ...
+
+    def cached(self, key: Hashable, create: Callable[[], Any]) -> Any: ...
+
+    def matcher(self, name: str) -> Matcher: ...
+
+
+def image_digest(array: np.ndarray) -> str:
+    """Identifies an exemplar's content for caching."""
+    return hashlib.blake2b(array.tobytes() + repr(array.shape).encode(), digest_size=16).hexdigest()
+
+
+def to_tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """uint8 (H, W, C) -> float32 (1, C, H, W) in [0, 255]."""
+    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1))).to(device, torch.float32)[None]
+
+
+def to_uint8(pixels: np.ndarray | torch.Tensor) -> np.ndarray:
+    """float (C, H, W) or (1, C, H, W) in [0, 255] -> uint8 (H, W, C)."""
+    if isinstance(pixels, torch.Tensor):
+        pixels = pixels.detach().to("cpu").numpy()
+    pixels = pixels.reshape(pixels.shape[-3:])
+    return np.clip(np.round(pixels), 0, 255).astype(np.uint8).transpose(1, 2, 0).copy()
+
+
+def min_side_for(params: SynthesisParams) -> int:
+    return min_image_side(params.layers, PATCH if params.loss == "patches" else 1)
+
+
+def style_objective(
+    resources: Resources, exemplar: np.ndarray, phase: Phase, params: SynthesisParams,
+) -> PatchLoss | GramLoss:
+    """The loss that pulls an image towards ``exemplar`` at this phase's scale; the style's
+    features come from the cache when the same exemplar and settings were seen before."""
+    net = resources.network(params.network)
+
+    def features() -> dict[str, torch.Tensor]:
+        style = resize(to_tensor(exemplar, resources.device), *phase.style_size)
+        with torch.no_grad():
+            return net(normalise_pixels(style.clamp(0, 255)), params.layers)
+
+    key = ("style", image_digest(exemplar), params.network, params.layers, phase.style_size, params.loss)
+    if params.loss == "gram":
+        grams = resources.cached(key, lambda: {n: gram_matrix(f) for n, f in features().items()})
+        return GramLoss(grams, params.style_weight)
+    style = resources.cached(key, lambda: {n: StyleLayer.from_features(f) for n, f in features().items()})
+    return PatchLoss(style, params.style_weight, params.variety, circular=params.tileable,
+                     matcher=resources.matcher(params.matching))
+
+
+def run_phases(
+    resources: Resources,
+    plan: list[Phase],
+    channels: int,
+    seed: int,
+    make_loss: Callable[[Phase], Callable[[torch.Tensor], torch.Tensor]],
+    iterations: int,
+    circular: bool,
+    progress: ProgressCallback | None,
+    cancel: CancelToken | None,
+) -> torch.Tensor:
+    """Runs the phases of ``plan``: uniform noise in [0, 255] first, then each phase starts
+    from the previous result, upscaled (bicubic). Returns (1, C, H, W) float pixels."""
+    pixels: torch.Tensor | None = None
+    for phase in plan:
+        width, height = phase.size
+        if pixels is None:
+            noise = np.random.default_rng(seed).uniform(0.0, 255.0, (1, channels, height, width))
+            pixels = torch.from_numpy(noise).to(resources.device, torch.float32)
+        else:
+            pixels = resize(pixels, width, height, circular=circular).clamp(0, 255)
+        loss_of_image = make_loss(phase)
+        shape = pixels.shape
+
+        def loss_of(flat: torch.Tensor) -> torch.Tensor:
+            return loss_of_image(flat.view(shape))
+
+        def after(step: int, loss: float, x: np.ndarray, phase: Phase = phase) -> None:
+            if cancel is not None:
+                cancel.check()
+            if progress is not None:
+                progress(Progress(phase.index, len(plan), step, iterations, loss,
+                                  preview=lambda: to_uint8(x.reshape(shape))))
+
+        if cancel is not None:
+            cancel.check()
+        best = minimise_pixels(loss_of, pixels.flatten().double().cpu().numpy(), iterations,
+                               resources.device, after)
+        pixels = torch.from_numpy(best).to(resources.device, torch.float32).view(shape)
+    assert pixels is not None
+    return pixels
+
+
+def image_loss(
+    resources: Resources, style_loss: Callable[[dict[str, torch.Tensor]], torch.Tensor],
+    params: SynthesisParams,
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Style loss on the image's features plus smoothness on its pixels."""
+    net = resources.network(params.network)
+
+    def loss(pixels: torch.Tensor) -> torch.Tensor:
+        features = net(normalise_pixels(pixels), params.layers, circular=params.tileable)
+        total = style_loss(features)
+        if params.smoothness:
+            total = total + params.smoothness * total_variation(pixels, circular=params.tileable)
+        return total
+
+    return loss
+
+
+def synthesize_texture(
+    resources: Resources,
+    exemplar: np.ndarray,
+    params: SynthesisParams,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> np.ndarray:
+    """A new texture like ``exemplar`` (uint8 HxWxC, C = 1, 3 or 4). The result has the
+    exemplar's channel count; alpha is not synthesised (the result is opaque)."""
+    params.validate()
+    exemplar = check_image(exemplar, "exemplar")
+    colour, alpha = split_alpha(exemplar)
+    height, width = colour.shape[:2]
+    size = (params.width or width, params.height or height)
+    align = max(layer_scale(name) for name in params.layers) if params.tileable else 1
+    plan = plan_phases(size, (width, height), params.phases, min_side_for(params), align)
+
+    def make_loss(phase: Phase) -> Callable[[torch.Tensor], torch.Tensor]:
+        return image_loss(resources, style_objective(resources, colour, phase, params), params)
+
+    pixels = run_phases(resources, plan, colour.shape[2], params.seed, make_loss, params.iterations,
+                        params.tileable, progress, cancel)
+    pixels = resize(pixels, *size, circular=params.tileable)
+    result = to_uint8(pixels)
+    if alpha is not None:
+        result = np.concatenate([result, np.full(result.shape[:2] + (1,), 255, np.uint8)], axis=2)
+    return result

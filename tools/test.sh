@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: environment, the GIMP/Krita root for the plug-in
+# tests (built once, then reused), then pytest. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tools/setup.sh
+bash tools/hostapps/setup.sh .hostapps/trixie
+exec .venv/bin/python -m pytest "$@"
