@@ -2,12 +2,13 @@
 synthesis mode as a method. The CLI makes one per run; the daemon keeps one alive."""
 from __future__ import annotations
 
-from typing import Any, Callable, Hashable
+from typing import Any, Callable, Hashable, Mapping
 
 import numpy as np
 import torch
 
-from esm_api.params import NetworkParams, SynthesisParams
+from esm_api.jobs import parse_job
+from esm_api.params import NetworkParams, ParamError, SynthesisParams
 
 from .cache import LRUCache
 from .devices import resolve_device
@@ -58,6 +59,21 @@ class Engine:
         self._features.clear()
 
     # -- modes
+    def run(
+        self,
+        mode: str,
+        params: Mapping[str, Any] | None,
+        images: Mapping[str, np.ndarray],
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> list[np.ndarray]:
+        """Runs a job described as on the wire (esm_api.jobs): mode name, params map, named
+        images. Used by the daemon; the CLI calls the typed methods below."""
+        parsed = parse_job(mode, params, frozenset(images))
+        if mode == "texture":
+            return [self.synthesize(images["exemplar"], parsed, progress, cancel)]
+        raise ParamError(f"mode {mode!r} is not implemented by this engine")
+
     def synthesize(
         self,
         exemplar: np.ndarray,
