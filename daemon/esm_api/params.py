@@ -22,6 +22,9 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 # Layer names follow the reference table: "<block>_<index>", e.g. "3_1" is conv3_1.
 LAYER_NAMES = ("1_1", "1_2", "2_1", "2_2", "3_1", "3_2", "3_3", "4_1", "4_2", "4_3")
 
+# Quality presets offered by the plug-ins: (phases, iterations). "balanced" is the blog's setting.
+PRESETS: dict[str, tuple[int, int]] = {"draft": (3, 6), "balanced": (4, 10), "best": (4, 25)}
+
 MAX_SIDE = 8192  # a hard sanity bound; the daemon enforces its own (smaller) pixel limits
 
 
