@@ -102,12 +102,13 @@ def run_phases(
         def loss_of(flat: torch.Tensor) -> torch.Tensor:
             return loss_of_image(flat.view(shape))
 
-        def after(step: int, loss: float, x: np.ndarray, phase: Phase = phase) -> None:
+        def after(step: int, loss: float, x: np.ndarray, phase: Phase = phase, shape: torch.Size = shape) -> None:
             if cancel is not None:
                 cancel.check()
             if progress is not None:
+                snapshot = x.copy()  # the optimiser may reuse x's buffer before preview() is called
                 progress(Progress(phase.index, len(plan), step, iterations, loss,
-                                  preview=lambda: to_uint8(x.reshape(shape))))
+                                  preview=lambda: to_uint8(snapshot.reshape(shape))))
 
         if cancel is not None:
             cancel.check()

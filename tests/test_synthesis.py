@@ -1,0 +1,114 @@
+"""Texture synthesis through the Engine API: channels, determinism, progress, cancel, sizes."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from esm_core import CancelToken, Cancelled, Engine, ParamError, SizeError, SynthesisParams, load_image
+from esm_core.multiscale import plan_phases
+
+DATA = Path(__file__).resolve().parents[1] / "esm_core" / "data"
+SMALL = dict(width=32, height=32, phases=2, iterations=3)
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    return Engine("cpu")
+
+
+@pytest.fixture(scope="module")
+def brick() -> np.ndarray:
+    return load_image(DATA / "brick.png")[:64, :64]
+
+
+def colour_exemplar(channels: int) -> np.ndarray:
+    rng = np.random.default_rng(5)
+    base = rng.integers(0, 256, (8, 8, channels), dtype=np.uint8)
+    return np.kron(base, np.ones((6, 6, 1), np.uint8))  # 48x48 blocky texture
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_output_keeps_the_exemplar_channel_count(engine: Engine, channels: int) -> None:
+    exemplar = colour_exemplar(channels)
+    if channels == 4:
+        exemplar[..., 3] = 100  # alpha never enters the loss; the result is opaque
+    out = engine.synthesize(exemplar, SynthesisParams(**SMALL))
+    assert out.shape == (32, 32, channels) and out.dtype == np.uint8
+    if channels == 4:
+        assert (out[..., 3] == 255).all()
+
+
+def test_default_size_is_the_exemplar_size(engine: Engine, brick: np.ndarray) -> None:
+    out = engine.synthesize(brick[:40, :56], SynthesisParams(phases=1, iterations=2))
+    assert out.shape == (40, 56, 1)
+
+
+def test_same_seed_is_bit_identical_and_other_seed_differs(engine: Engine, brick: np.ndarray) -> None:
+    a = engine.synthesize(brick, SynthesisParams(seed=1, **SMALL))
+    b = Engine("cpu").synthesize(brick, SynthesisParams(seed=1, **SMALL))  # fresh caches too
+    c = engine.synthesize(brick, SynthesisParams(seed=2, **SMALL))
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_synthesis_moves_away_from_noise_towards_the_exemplar(engine: Engine, brick: np.ndarray) -> None:
+    out = engine.synthesize(brick, SynthesisParams(width=48, height=48, phases=2, iterations=10))
+    # uniform noise has a std of ~74; the brick exemplar ~30: the result must have left the noise
+    assert abs(float(out.std()) - float(brick.std())) < 0.5 * abs(73.6 - float(brick.std()))
+
+
+def test_progress_reports_every_evaluation_of_every_phase(engine: Engine, brick: np.ndarray) -> None:
+    seen = []
+    engine.synthesize(brick, SynthesisParams(width=48, height=48, phases=2, iterations=3), progress=seen.append)
+    assert [(p.phase, p.step) for p in seen] == [(0, 1), (0, 2), (0, 3), (1, 1), (1, 2), (1, 3)]
+    assert all(p.phases == 2 and p.steps == 3 and np.isfinite(p.loss) for p in seen)
+    assert seen[-1].fraction == pytest.approx(1.0)
+    preview = seen[0].preview()
+    assert preview.dtype == np.uint8 and preview.shape == (24, 24, 1)
+
+
+def test_cancel_stops_within_one_evaluation(engine: Engine, brick: np.ndarray) -> None:
+    token = CancelToken()
+    seen = []
+
+    def progress(p) -> None:
+        seen.append(p)
+        if len(seen) == 2:
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        engine.synthesize(brick, SynthesisParams(**SMALL), progress=progress, cancel=token)
+    assert len(seen) == 2
+
+
+def test_gram_loss_runs_on_the_same_networks(engine: Engine, brick: np.ndarray) -> None:
+    out = engine.synthesize(brick, SynthesisParams(loss="gram", **SMALL))
+    assert out.shape == (32, 32, 1) and out.std() > 0
+
+
+@pytest.mark.parametrize("size", [(20, 64), (64, 8)])
+def test_too_small_output_is_refused(engine: Engine, brick: np.ndarray, size: tuple[int, int]) -> None:
+    with pytest.raises(SizeError, match="too small"):
+        engine.synthesize(brick, SynthesisParams(width=size[0], height=size[1], phases=1, iterations=1))
+
+
+def test_too_small_exemplar_is_refused(engine: Engine) -> None:
+    with pytest.raises(SizeError, match="exemplar 16x16"):
+        engine.synthesize(np.zeros((16, 16, 3), np.uint8), SynthesisParams(width=64, height=64))
+
+
+@pytest.mark.parametrize("bad", [dict(phases=0), dict(iterations=0), dict(style_weight=float("nan")),
+                                 dict(variety=-1.0), dict(layers=("5_1",)), dict(loss="l2"), dict(width=0)])
+def test_bad_params_are_refused_before_work(engine: Engine, brick: np.ndarray, bad: dict) -> None:
+    with pytest.raises(ParamError):
+        engine.synthesize(brick, SynthesisParams(**bad))
+
+
+def test_coarse_phases_too_small_for_the_network_are_skipped() -> None:
+    plan = plan_phases((64, 64), (256, 256), phases=4, min_side=24)
+    assert [p.size for p in plan] == [(32, 32), (64, 64)]
+    assert [p.style_size for p in plan] == [(128, 128), (256, 256)]
+    tileable = plan_phases((200, 200), (256, 256), phases=3, min_side=24, align=8)
+    assert all(w % 8 == 0 and h % 8 == 0 for w, h in (p.size for p in tileable))
