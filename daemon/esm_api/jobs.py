@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from .params import ParamError, SynthesisParams, from_dict
+from .params import FillParams, ParamError, SynthesisParams, from_dict
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,7 @@ class ModeSpec:
 # Each mode returns a list of images (one for most modes, N for variants).
 MODES: dict[str, ModeSpec] = {
     "texture": ModeSpec(SynthesisParams, ("exemplar",)),
+    "fill": ModeSpec(FillParams, ("image", "mask"), ("source",)),
 }
 
 

@@ -171,3 +171,24 @@ def from_dict(cls: type[P], data: Mapping[str, Any] | None) -> P:
     params = cls(**kwargs)
     params.validate()  # type: ignore[attr-defined]
     return params
+
+
+FILL_OUTPUTS = ("composite", "layer")
+
+
+@dataclass(frozen=True)
+class FillParams(SynthesisParams):
+    """Filling a hole (``esm fill``, mode "fill"; docs/fill.md): every SynthesisParams field
+    except width/height (the result has the input image's size), plus the context band and
+    the form of the result."""
+
+    context: int = 64  # px around the hole whose patches are the style (when no source image)
+    output: str = "composite"  # "composite": the whole image, filled; "layer": RGBA, hole only
+
+    def validate(self) -> None:
+        _require(self.width is None and self.height is None,
+                 "fill takes no width/height: the result has the input image's size")
+        super().validate()
+        _integer("context", self.context, 1, MAX_SIDE)
+        _choice("output", self.output, FILL_OUTPUTS)
+        _require(self.loss == "patches", "fill needs loss=patches: the Gram loss cannot be limited to the hole")
