@@ -47,10 +47,11 @@ def run(args: argparse.Namespace) -> int:
         python = common.inspect_python(args.python or target.default_python())
     from esm_api.protocol import default_endpoint
 
-    installed = common.install(target, dest, python, default_endpoint(args.endpoint), args.wheel_dir)
+    endpoint = default_endpoint(args.endpoint)
+    installed = common.install(target, dest, python, endpoint, args.wheel_dir)
     print(f"installed the {target.app} plug-in in {installed}\n"
           f"  for {python.describe()}\n"
-          f"  daemon: {default_endpoint(args.endpoint)}, started when needed with: "
-          f"{' '.join(common.daemon_start_command(default_endpoint(args.endpoint)))}\n"
+          f"  daemon: {endpoint}, started when needed with: "
+          f"{' '.join(common.daemon_start_command())} --endpoint {endpoint}\n"
           f"{target.check_hint}")
     return 0

@@ -19,8 +19,9 @@ does, for that target::
 and ``--uninstall`` removes ``installed`` plus ``TARGET.extra_paths(dest)``. A subclass
 sets the class attributes and implements ``default_dest`` and ``default_python``;
 ``after_install``/``extra_paths`` are optional hooks. The plug-in adds its vendor folder to
-``sys.path`` and reads CONFIG_NAME (``{"endpoint": ..., "start_command": [...]}``) next to
-itself.
+``sys.path`` and reads CONFIG_NAME next to itself: ``{"endpoint": E, "start_command": [...]}``,
+where start_command is the argv that starts a daemon once ``--endpoint ENDPOINT`` is appended
+(the plug-in appends the endpoint it actually uses; see ``esm_api.autostart.ensure_daemon``).
 
 Wheels come from ``pip download --only-binary=:all: --python-version X.Y --platform TAG...``
 run by the Python that runs ``esm``, so the host app's Python needs neither pip nor network.
@@ -211,9 +212,11 @@ def unpack_wheels(wheels: list[Path], vendor: Path) -> None:
             archive.extractall(vendor)
 
 
-def daemon_start_command(endpoint: str) -> list[str]:
-    """How the plug-in starts a daemon when none answers: this very installation of esm."""
-    return [sys.executable, "-m", "esm_cli.main", "daemon", "--endpoint", endpoint]
+def daemon_start_command() -> list[str]:
+    """How the plug-in starts a daemon when none answers: this very installation of esm
+    (``esm daemon start`` returns once the daemon runs in the background). The plug-in
+    appends ``--endpoint ENDPOINT``."""
+    return [sys.executable, "-m", "esm_cli.main", "daemon", "start"]
 
 
 def is_ours(installed: Path) -> bool:
@@ -241,7 +244,7 @@ def install(target: Target, dest: Path, python: TargetPython, endpoint: str,
         downloads = Path(work) / "wheels"
         downloads.mkdir()
         unpack_wheels(download_wheels(python, downloads, wheel_dir), vendor)
-        config = {"endpoint": endpoint, "start_command": daemon_start_command(endpoint),
+        config = {"endpoint": endpoint, "start_command": daemon_start_command(),
                   "python": python.version, "platforms": list(python.platforms[:3])}
         (staging / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         if installed.exists():
