@@ -9,6 +9,7 @@ from esm_cli.plugin_install.common import Target
 # Target name -> module defining TARGET. Add one line per host application.
 TARGETS: dict[str, str] = {
     "gimp": "esm_cli.plugin_install.gimp",
+    "krita": "esm_cli.plugin_install.krita",
 }
 
 
