@@ -1,0 +1,224 @@
+"""The wire protocol between ESM clients and the daemon (docs/protocol.md is its spec).
+
+Standard library + msgpack only (pyzmq is not needed here): this module is vendored into
+GIMP's and Krita's Pythons. A message is a ZeroMQ multipart message whose first frame is a
+msgpack map (the header) and whose further frames are raw interleaved uint8 pixels that the
+header describes, so pixels never pass through msgpack (zero-copy on both sides).
+"""
+from __future__ import annotations
+
+import ipaddress
+import math
+import os
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import msgpack
+
+PROTOCOL_VERSION = 1
+DEFAULT_ENDPOINT = "tcp://127.0.0.1:5571"
+ENDPOINT_ENV = "ESM_ENDPOINT"
+CHANNELS = (1, 3, 4)
+
+# Request operations and reply/event types (the "op" and "type" fields).
+OPS = ("ping", "info", "submit", "cancel", "heartbeat", "shutdown")
+REPLY_TYPES = ("pong", "info", "ok", "heartbeat", "accepted", "progress", "result", "cancelled", "error")
+
+# Error codes (the "code" field of an error reply).
+BAD_MESSAGE = "bad_message"  # not a msgpack map, wrong field types, frames not as described
+BAD_VERSION = "bad_version"  # "v" is not a protocol version this daemon speaks
+UNKNOWN_OP = "unknown_op"
+TOO_LARGE = "too_large"  # header, image or output over the daemon's limits
+BAD_PARAMS = "bad_params"  # the job does not validate (esm_api.jobs / esm_api.params)
+BUSY = "busy"  # the job queue is full
+UNKNOWN_JOB = "unknown_job"  # cancel of a job that is not this client's or already ended
+FORBIDDEN = "forbidden"  # shutdown from a non-local peer
+SHUTTING_DOWN = "shutting_down"
+JOB_FAILED = "job_failed"  # the engine raised; message says what
+OUT_OF_MEMORY = "out_of_memory"
+CANCELLED = "cancelled"  # used by clients for a cancelled job (the daemon sends type "cancelled")
+UNAVAILABLE = "unavailable"  # used by clients: no daemon answered
+
+
+class ProtocolError(ValueError):
+    """A message breaks the protocol; ``code`` is one of the error codes above."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def default_endpoint(explicit: str | None = None) -> str:
+    """The endpoint to use: an explicit one, else $ESM_ENDPOINT, else the default."""
+    return explicit or os.environ.get(ENDPOINT_ENV) or DEFAULT_ENDPOINT
+
+
+def endpoint_host(endpoint: str) -> str | None:
+    """Host part of a ``tcp://HOST:PORT`` endpoint; None for other transports."""
+    if not endpoint.startswith("tcp://"):
+        return None
+    host = endpoint[len("tcp://"):].rpartition(":")[0]
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
+
+
+def is_loopback(endpoint: str) -> bool:
+    """True when only this machine can reach ``endpoint``: tcp on a loopback address, or
+    ipc:// (a Unix socket file, protected by file permissions) or inproc://."""
+    if endpoint.startswith(("ipc://", "inproc://")):
+        return True
+    host = endpoint_host(endpoint)
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # "*", an interface name or a host name: could be reachable from outside
+        return False
+
+
+@dataclass(frozen=True)
+class RawImage:
+    """An image as on the wire: ``height`` rows of ``width`` pixels of ``channels`` interleaved
+    uint8 samples (1 grey, 3 RGB, 4 RGBA), top row first. ``data`` is any bytes-like object
+    (bytes, bytearray, memoryview) of exactly width * height * channels bytes."""
+
+    width: int
+    height: int
+    channels: int
+    data: Any
+
+    def __post_init__(self) -> None:
+        for name in ("width", "height", "channels"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"image {name} must be a positive integer, got {value!r}")
+        if self.channels not in CHANNELS:
+            raise ValueError(f"image channels must be 1, 3 or 4, got {self.channels}")
+        size = memoryview(self.data).nbytes
+        if size != self.nbytes:
+            raise ValueError(f"image data has {size} bytes; {self.width}x{self.height}x{self.channels} "
+                             f"needs {self.nbytes}")
+
+    @property
+    def nbytes(self) -> int:
+        return self.width * self.height * self.channels
+
+    def descriptor(self, frame: int) -> dict[str, int]:
+        return {"width": self.width, "height": self.height, "channels": self.channels, "frame": frame}
+
+    def __repr__(self) -> str:  # never dump megabytes of pixels
+        return f"RawImage({self.width}x{self.height}x{self.channels})"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the daemon accepts; sent in ``info``. Everything is checked before any work."""
+
+    max_header_bytes: int = 64 * 1024
+    max_pixels: int = 4096 * 4096  # per input image
+    max_output_pixels: int = 4096 * 4096  # per output image (params width x height)
+    max_images: int = 8  # input images per job
+    max_queue: int = 16  # jobs waiting behind the running one
+    heartbeat_timeout_s: float = 5.0  # a client silent this long loses its jobs
+
+    @property
+    def max_frame_bytes(self) -> int:
+        """ZMQ_MAXMSGSIZE: a larger frame makes ZeroMQ drop the connection (no reply possible)."""
+        return max(self.max_pixels * 4, self.max_header_bytes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"max_header_bytes": self.max_header_bytes, "max_pixels": self.max_pixels,
+                "max_output_pixels": self.max_output_pixels, "max_images": self.max_images,
+                "max_queue": self.max_queue, "heartbeat_timeout_s": self.heartbeat_timeout_s,
+                "max_frame_bytes": self.max_frame_bytes}
+
+
+def pack(header: Mapping[str, Any]) -> bytes:
+    return msgpack.packb(dict(header), use_bin_type=True)
+
+
+def unpack_header(data: Any, max_bytes: int = Limits.max_header_bytes) -> dict[str, Any]:
+    """Decodes a header frame with msgpack's size limits; anything odd is a ProtocolError."""
+    view = memoryview(data)  # msgpack wants a plain buffer, not a zmq.Frame
+    if view.nbytes > max_bytes:
+        raise ProtocolError(TOO_LARGE, f"header is {view.nbytes} bytes; the limit is {max_bytes}")
+    try:
+        header = msgpack.unpackb(
+            view, raw=False, strict_map_key=True, max_str_len=max_bytes,
+            max_bin_len=max_bytes, max_array_len=4096, max_map_len=1024, max_ext_len=0)
+    except Exception as error:  # msgpack raises several unrelated types on garbage
+        raise ProtocolError(BAD_MESSAGE, f"header is not valid msgpack ({type(error).__name__})") from None
+    if not isinstance(header, dict):
+        raise ProtocolError(BAD_MESSAGE, "header must be a msgpack map")
+    return header
+
+
+def request_id(header: Mapping[str, Any]) -> Any:
+    """The request id to echo back: an int or a short string, else None."""
+    value = header.get("id")
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        return None
+    if isinstance(value, str) and len(value) > 128:
+        return None
+    if isinstance(value, int) and not -(2**63) <= value < 2**64:
+        return None
+    return value
+
+
+def check_version(header: Mapping[str, Any]) -> None:
+    version = header.get("v")
+    if version != PROTOCOL_VERSION or isinstance(version, bool):
+        raise ProtocolError(BAD_VERSION, f"protocol version {version!r} is not supported; "
+                                         f"this daemon speaks version {PROTOCOL_VERSION}")
+
+
+def field(header: Mapping[str, Any], name: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
+    """A typed header field; missing (without default) or wrongly typed is a ProtocolError."""
+    if name not in header:
+        if default is ...:
+            raise ProtocolError(BAD_MESSAGE, f"field {name!r} is missing")
+        return default
+    value = header[name]
+    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+        raise ProtocolError(BAD_MESSAGE, f"field {name!r} has the wrong type (bool)")
+    if not isinstance(value, kind):
+        raise ProtocolError(BAD_MESSAGE, f"field {name!r} has the wrong type ({type(value).__name__})")
+    return value
+
+
+def describe_images(images: Sequence[RawImage], first_frame: int = 1) -> list[dict[str, int]]:
+    return [image.descriptor(first_frame + i) for i, image in enumerate(images)]
+
+
+def image_from_frames(descriptor: Any, frames: Sequence[Any], max_pixels: int | None = None,
+                      what: str = "image") -> RawImage:
+    """The RawImage that ``descriptor`` (a map with width, height, channels, frame) points at
+    in ``frames`` (the whole multipart message, header = frame 0). Sizes are checked against
+    ``max_pixels`` before the pixel frame is touched."""
+    if not isinstance(descriptor, dict):
+        raise ProtocolError(BAD_MESSAGE, f"{what} must be described by a map")
+    width = field(descriptor, "width", int)
+    height = field(descriptor, "height", int)
+    channels = field(descriptor, "channels", int)
+    frame = field(descriptor, "frame", int)
+    if width < 1 or height < 1:
+        raise ProtocolError(BAD_MESSAGE, f"{what} size {width}x{height} is empty")
+    if channels not in CHANNELS:
+        raise ProtocolError(BAD_MESSAGE, f"{what} has {channels} channels; 1, 3 or 4 are supported")
+    if max_pixels is not None and width * height > max_pixels:
+        raise ProtocolError(TOO_LARGE, f"{what} is {width}x{height} = {width * height} pixels; "
+                                       f"the limit is {max_pixels}")
+    if not 1 <= frame < len(frames):
+        raise ProtocolError(BAD_MESSAGE, f"{what} points at frame {frame}; the message has "
+                                         f"frames 1..{len(frames) - 1}")
+    try:
+        return RawImage(width, height, channels, frames[frame])
+    except ValueError as error:
+        raise ProtocolError(BAD_MESSAGE, f"{what}: {error}") from None
+
+
+def finite_or_none(value: float | None) -> float | None:
+    """msgpack carries NaN fine, but other languages' clients may choke on it: send nil."""
+    return value if value is not None and math.isfinite(value) else None
