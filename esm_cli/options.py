@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from esm_api import params as P
+from esm_api.protocol import DEFAULT_ENDPOINT, ENDPOINT_ENV
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -51,6 +52,19 @@ def add_synthesis_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=P.DEVICES, default="auto",
                         help="auto = CUDA, then Apple MPS, then CPU (default %(default)s)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+
+def add_daemon_options(parser: argparse.ArgumentParser) -> None:
+    """Where a job runs (esm_cli.runner): a daemon when one answers, else this process."""
+    g = parser.add_argument_group("daemon")
+    where = g.add_mutually_exclusive_group()
+    where.add_argument("--daemon", dest="daemon", action="store_true", default=None,
+                       help="run on the daemon, starting one if none answers")
+    where.add_argument("--no-daemon", dest="daemon", action="store_false",
+                       help="run in this process even if a daemon answers")
+    g.add_argument("--endpoint", default=None,
+                   help=f"daemon endpoint (default: ${ENDPOINT_ENV}, else {DEFAULT_ENDPOINT}); "
+                        "--device applies only to in-process runs")
 
 
 def synthesis_params(args: argparse.Namespace) -> P.SynthesisParams:

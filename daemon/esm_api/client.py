@@ -271,6 +271,7 @@ class Client:
             return job.wait(on_progress)
         except KeyboardInterrupt:
             job.cancel()
+            self._pump(1000, until=lambda: job.done)  # let the cancel reach the daemon
             raise
 
     def request(self, op: str, **fields: Any) -> dict[str, Any]:

@@ -179,7 +179,7 @@ def run_stop(args: argparse.Namespace) -> int:
         print(f"no esm daemon was running at {endpoint}")
         return 0
     try:
-        with Client(endpoint, timeout_s=5.0) as client:
+        with Client(endpoint, timeout_s=15.0) as client:
             client.shutdown()
     except DaemonError as error:
         raise UserError(f"the daemon refused to stop: {error}", exit_code=1) from None
