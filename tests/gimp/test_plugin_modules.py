@@ -52,7 +52,7 @@ def test_crop_interleaved() -> None:
 
 def test_channels_for_gimp_types() -> None:
     assert [pixels.channels_for(g, a) for g, a in ((True, False), (False, False), (True, True), (False, True))] \
-        == [1, 3, 4, 4]
+        == [1, 3, 1, 4]
     assert set(pixels.FORMATS) == {1, 3, 4}
 
 
@@ -79,9 +79,9 @@ def test_autostart_starts_the_recorded_daemon_and_runs_the_job(plugin_daemon: Mo
     events: list = []
     try:
         [image] = plugin_daemon.run_job(
-            "texture", {"width": 24, "height": 20, "phases": 1, "iterations": 3, "seed": 1},
-            {"exemplar": (16, 16, 3, bytes(range(256)) * 3)}, endpoint, True, events.append, statuses.append)
-        assert (image.width, image.height, image.channels) == (24, 20, 3)
+            "texture", {"width": 40, "height": 32, "phases": 1, "iterations": 3, "seed": 1},
+            {"exemplar": (32, 32, 1, bytes(range(256)) * 4)}, endpoint, True, events.append, statuses.append)
+        assert (image.width, image.height, image.channels) == (40, 32, 1)
         assert statuses[0] == f"Starting the ESM daemon at {endpoint}..."
         assert events and events[-1].fraction == pytest.approx(1.0)
         assert ping(endpoint) is not None, "the started daemon outlives the plug-in's request"

@@ -16,11 +16,11 @@ FORMATS = {1: "Y' u8", 3: "R'G'B' u8", 4: "R'G'B'A u8"}
 
 
 def channels_for(is_gray: bool, has_alpha: bool) -> int:
-    """Channels to send for a drawable: grey 1, RGB 3, anything with alpha 4 (the wire has
-    no grey+alpha, so GEGL expands Y'A to R'G'B'A)."""
-    if has_alpha:
-        return 4
-    return 1 if is_gray else 3
+    """Channels to send for a drawable: grey 1 (also with alpha: the wire has no grey+alpha,
+    and grey synthesised as one channel beats grey replicated to RGBA), RGB 3, RGBA 4."""
+    if is_gray:
+        return 1
+    return 4 if has_alpha else 3
 
 
 def intersect(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> tuple[int, int, int, int] | None:
