@@ -7,6 +7,8 @@
     The same daemon: ``.endpoint``, ``.process`` (subprocess.Popen), ``.env`` (environment to run
     other ``esm`` commands against the same folders, with ESM_ENDPOINT set), ``.home`` (its folder),
     ``.log`` (its stderr file).
+``esm_daemon`` (session scope) -> DaemonProcess
+    One daemon shared by the whole run, for session-scoped fixtures (the plug-in suites).
 ``daemon_factory`` (function scope) -> callable ``(*extra_args, endpoint=None, env=None)`` -> DaemonProcess
     Starts another daemon (extra ``esm daemon start`` flags, e.g. "--max-pixels", "100") for tests
     that need their own (other limits, CURVE keys, killing it); all are stopped after the test.
@@ -100,6 +102,12 @@ def start_daemon(home: Path, *extra_args: str, endpoint: str | None = None,
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
     with start_daemon(tmp_path_factory.mktemp("esm-daemon")) as process:
+        yield process
+
+
+@pytest.fixture(scope="session")
+def esm_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
+    with start_daemon(tmp_path_factory.mktemp("esm-session-daemon")) as process:
         yield process
 
 
