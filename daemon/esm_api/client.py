@@ -257,7 +257,7 @@ class Client:
         job = Job(self, 0)
         self._send(header, [image.data for _, image in named], job)
         self._pump(self.timeout_s * 1000, until=lambda: job.id is not None or job.done, fail_slow=True)
-        if job.error is not None:
+        if job.id is None and job.error is not None:  # refused; an accepted job reports through its events
             raise job.error
         return job
 
@@ -332,14 +332,15 @@ class Client:
             if until():
                 return
             remaining = deadline - time.monotonic()
+            if self._socket.poll(max(0.0, min(remaining, HEARTBEAT_S)) * 1000, zmq.POLLIN):
+                while self._socket.poll(0, zmq.POLLIN):
+                    self._route(self._socket.recv_multipart(copy=False))
+                continue
             if remaining <= 0:
                 if fail_slow:
                     raise DaemonUnavailable(f"no answer from the ESM daemon at {self.endpoint} "
                                             f"within {self.timeout_s:g} s")
                 return
-            if self._socket.poll(min(remaining, HEARTBEAT_S) * 1000, zmq.POLLIN):
-                while self._socket.poll(0, zmq.POLLIN):
-                    self._route(self._socket.recv_multipart(copy=False))
 
     def _route(self, frames: list[Any]) -> None:
         self._unanswered_since = None
@@ -355,7 +356,7 @@ class Client:
                     job._finish(None, DaemonUnavailable("the ESM daemon no longer knows this job "
                                                         "(it was restarted)"))
                     self._jobs.pop(job.request_id, None)
-        elif rid in self._jobs:
+        if rid in self._jobs:
             job = self._jobs[rid]
             job._on_message(header, frames)
             if job.done:

@@ -303,7 +303,8 @@ class Server:
         if self.worker.queued() >= limits.max_queue:
             raise Reply(P.BUSY, f"{limits.max_queue} jobs are already waiting; try again later")
         job = JobRecord(uuid.uuid4().hex, owner, rid, mode, params,
-                        {name: to_array(image) for name, image in images.items()}, preview_every_s)
+                        {name: to_array(image).copy() for name, image in images.items()},  # frees the frames
+                        preview_every_s)
         self.jobs[job.id] = job
         self._reply(owner, rid, {"type": "accepted", "job": job.id, "queued": self.worker.queued()})
         self.worker.enqueue(job)
