@@ -210,7 +210,8 @@ class Client:
         self._unanswered_since: float | None = None  # first heartbeat not yet answered
         self._socket = (context or zmq.Context.instance()).socket(zmq.DEALER)
         self._socket.setsockopt(zmq.LINGER, 0)
-        self._socket.setsockopt(zmq.IMMEDIATE, 1)  # never queue requests for an absent daemon
+        # Not ZMQ_IMMEDIATE: with it, libzmq discards received but unread messages when the daemon
+        # disconnects, e.g. the reply to shutdown or a job's "cancelled" sent as the daemon exits.
         self._socket.setsockopt(zmq.SNDTIMEO, max(1, int(timeout_s * 1000)))
         if curve is not None:
             self._socket.curve_serverkey = curve.server_public
@@ -338,8 +339,8 @@ class Client:
                 continue
             if remaining <= 0:
                 if fail_slow:
-                    raise DaemonUnavailable(f"no answer from the ESM daemon at {self.endpoint} "
-                                            f"within {self.timeout_s:g} s")
+                    raise DaemonUnavailable(f"no answer from an ESM daemon at {self.endpoint} within "
+                                            f"{self.timeout_s:g} s (start one with: esm daemon start)")
                 return
 
     def _route(self, frames: list[Any]) -> None:

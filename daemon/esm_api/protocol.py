@@ -125,8 +125,9 @@ class Limits:
 
     @property
     def max_frame_bytes(self) -> int:
-        """ZMQ_MAXMSGSIZE: a larger frame makes ZeroMQ drop the connection (no reply possible)."""
-        return max(self.max_pixels * 4, self.max_header_bytes)
+        """ZMQ_MAXMSGSIZE: a larger frame makes ZeroMQ drop the connection (no reply possible).
+        Headers up to 4x their limit still get through, to be refused with a reply."""
+        return max(self.max_pixels * 4, self.max_header_bytes * 4)
 
     def to_dict(self) -> dict[str, Any]:
         return {"max_header_bytes": self.max_header_bytes, "max_pixels": self.max_pixels,

@@ -205,8 +205,12 @@ class Server:
         try:
             if len(frames) < 2:
                 raise Reply(P.BAD_MESSAGE, "empty message")
-            header = P.unpack_header(frames[1], self.limits.max_header_bytes)
+            # Decoded within the frame limit first, so an oversized header's refusal carries its id.
+            header = P.unpack_header(frames[1], self.limits.max_frame_bytes)
             rid = P.request_id(header)
+            if frames[1].buffer.nbytes > self.limits.max_header_bytes:
+                raise Reply(P.TOO_LARGE, f"header is {frames[1].buffer.nbytes} bytes; the limit is "
+                                         f"{self.limits.max_header_bytes}")
             P.check_version(header)
             op = P.field(header, "op", str)
             handler = self._handlers().get(op)
