@@ -1,7 +1,8 @@
 """For make_screenshot.py, inside the GIMP GUI (python-fu-eval): opens the image, fills an
 elliptic selection with esm-fill-selection, shows the image, then opens the ESM Texture from
 Selection dialog (interactive run) so the screenshot shows both. Settings come from
-$ESM_GUI (JSON: image, select [x, y, w, h], args, ready = marker file to write)."""
+$ESM_GUI (JSON: image, select [x, y, w, h], args for both procedures, "esm-fill-selection"
+and "esm-texture-from-selection": args for one, ready: file to write the X display to once the image is shown)."""
 import json
 import os
 
@@ -23,12 +24,13 @@ for _name, _mode in (("esm-fill-selection", Gimp.RunMode.NONINTERACTIVE),
     _config.set_property("run-mode", _mode)
     _config.set_property("image", _image)
     _config.set_core_object_array("drawables", [_layer])
-    for _key, _value in _settings["args"].items():
+    for _key, _value in {**_settings["args"], **_settings.get(_name, {})}.items():
         _config.set_property(_key, _value)
     if _mode == Gimp.RunMode.INTERACTIVE:
         _image.get_layers()[0].set_visible(True)
         Gimp.Display.new(_image)
         Gimp.displays_flush()
-        open(_settings["ready"], "w").close()
+        with open(_settings["ready"], "w") as _ready:
+            _ready.write(os.environ["DISPLAY"])  # the host grabs this X display
     _result = _procedure.run(_config)
     assert _result.index(0) == Gimp.PDBStatusType.SUCCESS, _result.index(1)

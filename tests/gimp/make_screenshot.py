@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -24,16 +25,27 @@ from PIL import ImageGrab
 ROOT = Path(__file__).resolve().parents[2]
 ROOTFS = ROOT / ".hostapps" / "trixie"
 RUN_IN_CHROOT = ROOT / "tools" / "hostapps" / "run-in-chroot.sh"
-SCREEN = (1200, 760)
-SESSIONRC = f"""(session-info "toplevel"
-    (factory-entry "gimp-single-image-window")
-    (position 0 0)
-    (size {SCREEN[0]} {SCREEN[1]}))
-"""
+DIALOG_WIDTH = 450  # without a window manager dialogs open at (0, 0): GIMP goes right of it
+SCREEN = (DIALOG_WIDTH + 1100, 720)
 
 
 def esm(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "esm_cli.main", *args], check=True, timeout=600)
+
+
+def window_layout(profile: Path, env: dict[str, str]) -> None:
+    """GIMP's default window layout (written by one GUI start), moved right of where the
+    plug-in's dialog opens, enlarged, with a wider layers dock."""
+    subprocess.run([str(RUN_IN_CHROOT), str(ROOTFS), "timeout", "120", "gimp-3.0", "--no-splash",
+                    "--batch-interpreter=python-fu-eval", "-b", "pass", "--quit"],
+                   cwd=ROOT, env=env, capture_output=True, check=True)
+    sessionrc = (profile / "sessionrc").read_text()
+    window = '(factory-entry "gimp-single-image-window")'
+    head, tail = sessionrc.split(window, 1)
+    tail = re.sub(r"\(position \d+ \d+\)", f"(position {DIALOG_WIDTH} 0)", tail, count=1)
+    tail = re.sub(r"\(size \d+ \d+\)", f"(size {SCREEN[0] - DIALOG_WIDTH} {SCREEN[1]})", tail, count=1)
+    tail = re.sub(r'\(right-docks-width "\d+"\)', '(right-docks-width "300")', tail, count=1)
+    (profile / "sessionrc").write_text(head + window + tail)
 
 
 def main() -> None:
@@ -51,21 +63,22 @@ def main() -> None:
     python.chmod(0o755)
     profile = work / "gimp-profile"
     shutil.copytree(ROOTFS / "root/.config/GIMP/3.0", profile, symlinks=True)
-    (profile / "sessionrc").write_text(SESSIONRC)
+    window_layout(profile, env={**os.environ, "GIMP3_DIRECTORY": str(profile), "HOSTAPPS_XVFB": "1",
+                                "HOSTAPPS_PASSENV": "GIMP3_DIRECTORY"})
     esm("install-plugin", "gimp", "--dest", str(profile / "plug-ins"), "--python", str(python),
         "--endpoint", endpoint)
     shutil.copy(args.image, work / "input.png")
     settings = {"image": str(work / "input.png"), "select": args.select, "ready": str(work / "ready"),
-                "args": {"endpoint": endpoint, "seed": 7, "quality": "balanced", "context": 48}}
+                "args": {"endpoint": endpoint, "seed": 7, "quality": "balanced"},
+                "esm-fill-selection": {"context": 48}}
     (work / "gui.json").write_text(json.dumps(settings))
     esm("daemon", "start", "--endpoint", endpoint)
-    displays = set(os.listdir("/tmp/.X11-unix")) if os.path.isdir("/tmp/.X11-unix") else set()
     env = {**os.environ, "GIMP3_DIRECTORY": str(profile), "ESM_GUI": str(work / "gui.json"), "HOSTAPPS_XVFB": "1",
            "HOSTAPPS_XVFB_SCREEN": f"{SCREEN[0]}x{SCREEN[1]}x24", "HOSTAPPS_PASSENV": "GIMP3_DIRECTORY ESM_GUI"}
     gimp = subprocess.Popen([str(RUN_IN_CHROOT), str(ROOTFS), "timeout", "600", "gimp-3.0", "--no-splash",
                              "--batch-interpreter=python-fu-eval",
                              "-b", "exec(open('/project/tests/gimp/gui_driver.py').read())"],
-                            cwd=ROOT, env=env)
+                            cwd=ROOT, env=env, start_new_session=True)
     try:
         deadline = time.monotonic() + 600
         while not (work / "ready").exists():
@@ -73,14 +86,17 @@ def main() -> None:
                 raise SystemExit("GIMP ended (or took too long) before the image was shown")
             time.sleep(1)
         time.sleep(8)  # let GIMP draw the canvas, the layers and the dialog
-        [display] = set(os.listdir("/tmp/.X11-unix")) - displays
-        shot = ImageGrab.grab(xdisplay=":" + display.lstrip("X"))
+        shot = ImageGrab.grab(xdisplay=(work / "ready").read_text())
         args.output.parent.mkdir(parents=True, exist_ok=True)
         shot.save(args.output, optimize=True)
         print(f"{args.output}: {shot.size[0]}x{shot.size[1]}")
     finally:
-        gimp.send_signal(signal.SIGTERM)
-        gimp.wait(30)
+        gimp.terminate()  # run-in-chroot.sh stops GIMP, then Xvfb
+        try:
+            gimp.wait(30)
+        except subprocess.TimeoutExpired:  # GIMP asking about the unsaved image: the whole run goes
+            os.killpg(gimp.pid, signal.SIGKILL)
+            gimp.wait(30)
         esm("daemon", "stop", "--endpoint", endpoint)
         shutil.rmtree(work, ignore_errors=True)
 

@@ -73,7 +73,11 @@ def free_endpoint() -> str:
         return f"tcp://127.0.0.1:{s.getsockname()[1]}"
 
 
-def test_autostart_starts_the_recorded_daemon_and_runs_the_job(plugin_daemon: ModuleType) -> None:
+def test_autostart_starts_the_recorded_daemon_and_runs_the_job(plugin_daemon: ModuleType, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("XDG_RUNTIME_DIR", "XDG_STATE_HOME", "XDG_CONFIG_HOME"):  # the daemon's files go here
+        (tmp_path / name).mkdir(mode=0o700)
+        monkeypatch.setenv(name, str(tmp_path / name))
     endpoint = free_endpoint()
     statuses: list[str] = []
     events: list = []

@@ -38,11 +38,11 @@ def _add_arguments(procedure, name):
     if name == TEXTURE:
         procedure.add_int_argument("width", "_Width", "Width of the new texture in pixels (0: the image's width)",
                                    0, MAX_SIDE, 0, RW)
-        procedure.add_int_argument("height", "_Height",
+        procedure.add_int_argument("height", "H_eight",
                                    "Height of the new texture in pixels (0: the image's height)", 0, MAX_SIDE, 0, RW)
         procedure.add_boolean_argument("tileable", "_Tileable", "Make the texture tile seamlessly",
                                        defaults.tileable, RW)
-    procedure.add_int_argument("seed", "_Seed", "Seed of the random start: same seed, same result",
+    procedure.add_int_argument("seed", "See_d", "Seed of the random start: same seed, same result",
                                0, G_MAXINT, defaults.seed, RW)
     quality = Gimp.Choice.new()
     for index, (preset, (phases, iterations)) in enumerate(PRESETS.items()):
@@ -57,15 +57,15 @@ def _add_arguments(procedure, name):
                                   0.0, 1e6, defaults.style_weight, RW)
     procedure.add_double_argument("variety", "_Variety", "Penalty on reusing the same exemplar patches",
                                   0.0, 100.0, defaults.variety, RW)
-    procedure.add_double_argument("smoothness", "Smoot_hness", "Total-variation weight (less noise)",
+    procedure.add_double_argument("smoothness", "S_moothness", "Total-variation weight (less noise)",
                                   0.0, 100.0, defaults.smoothness, RW)
     if name == FILL:
-        procedure.add_int_argument("context", "_Context (px)",
+        procedure.add_int_argument("context", "Conte_xt (px)",
                                    "Band around the selection whose patches fill it", 1, 1024,
                                    FillParams().context, RW)
-    procedure.add_string_argument("endpoint", "_Daemon endpoint", "ZeroMQ endpoint of the ESM daemon",
+    procedure.add_string_argument("endpoint", "Daemon e_ndpoint", "ZeroMQ endpoint of the ESM daemon",
                                   daemon.settings()["endpoint"], RW)
-    procedure.add_boolean_argument("autostart", "_Start the daemon if needed",
+    procedure.add_boolean_argument("autostart", "Start the daemon _automatically",
                                    "Start an ESM daemon when none answers (as recorded by the installer)", True, RW)
     procedure.add_layer_return_value("new-layer", "New layer", "The layer holding the result", False, RW)
 
