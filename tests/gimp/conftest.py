@@ -25,6 +25,8 @@ ROOT = Path(__file__).resolve().parents[2]
 ROOTFS = ROOT / ".hostapps" / "trixie"
 RUN_IN_CHROOT = ROOT / "tools" / "hostapps" / "run-in-chroot.sh"
 DRIVER = "/project/tests/gimp/gimp_driver.py"  # the checkout is mounted on /project
+GUI_DRIVER = "/project/tests/gimp/gui_driver.py"
+X11_PRESS = "/project/tests/gimp/x11_press.py"
 GIMP_TIMEOUT_S = 240
 
 
@@ -107,6 +109,27 @@ class Gimp:
 
     def run(self, scenario: dict[str, Any]) -> dict[str, Any]:
         return self.finish(*self.start(scenario))
+
+    def start_gui(self, settings: dict[str, Any]) -> tuple[subprocess.Popen, Path]:
+        """The GIMP GUI under Xvfb running gui_driver.py; it writes out/ready (the X display)
+        once the dialog is due and out/done.json (the layers) when the interactive run ended."""
+        out = Path(tempfile.mkdtemp(prefix="gui-", dir=self.workdir))
+        settings = {**settings, "ready": str(out / "ready"), "done": str(out / "done.json")}
+        (out / "gui.json").write_text(json.dumps(settings))
+        command = chroot_command("gimp-3.0", "--no-splash", "--batch-interpreter=python-fu-eval",
+                                 "-b", f"exec(open({GUI_DRIVER!r}).read())", "--quit")
+        env = {**chroot_env(GIMP3_DIRECTORY=str(self.profile), ESM_GUI=str(out / "gui.json")), "HOSTAPPS_XVFB": "1"}
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   text=True)
+        return process, out
+
+    @staticmethod
+    def press(display: str, title: str, key: str) -> bool:
+        """Presses ``key`` in the window titled ``title``; False when there is no such window."""
+        done = subprocess.run(chroot_command("python3", X11_PRESS, display, title, key, timeout_s=30), cwd=ROOT,
+                              capture_output=True, text=True)
+        assert done.returncode in (0, 1), done.stdout + done.stderr
+        return done.returncode == 0
 
 
 @pytest.fixture(scope="session")

@@ -34,3 +34,6 @@ for _name, _mode in (("esm-fill-selection", Gimp.RunMode.NONINTERACTIVE),
             _ready.write(os.environ["DISPLAY"])  # the host grabs this X display
     _result = _procedure.run(_config)
     assert _result.index(0) == Gimp.PDBStatusType.SUCCESS, _result.index(1)
+if _settings.get("done"):
+    with open(_settings["done"], "w") as _done:
+        json.dump([[layer.get_name(), layer.get_width(), layer.get_height()] for layer in _image.get_layers()], _done)

@@ -7,6 +7,7 @@ engine's own tests check quality.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -180,6 +181,34 @@ def test_daemon_refusal_is_a_gimp_error(gimp, input_png: Path) -> None:
     assert result["message"].startswith("ESM Texture from Selection: the ESM daemon refused or failed the job: ")
     assert "Traceback" not in result["message"]
     assert [entry["name"] for entry in result["layers"]] == ["base"]
+
+
+def test_dialog_ok_runs_with_the_dialogs_values(gimp, input_png: Path) -> None:
+    """Interactive run in the GIMP GUI (Xvfb): the ProcedureDialog opens with the values it was
+    given, and OK (Return) runs the procedure with them: the layer's name carries the seed, its
+    size is the image's (width/height 0)."""
+    process, out = gimp.start_gui({"image": str(input_png), "select": [8, 8, 40, 40],
+                                   "args": {**FAST, "seed": 5}, "esm-fill-selection": {"context": 16}})
+    try:
+        wait_for(lambda: (out / "ready").exists() or process.poll() is not None, 120, "the GUI")
+        assert process.poll() is None, process.communicate()[0]
+        display = (out / "ready").read_text()
+
+        def press_until_done() -> bool:
+            # A key pressed while GTK is still mapping the dialog is lost: press again until the
+            # run has ended (once the dialog has closed, there is no window left to press in).
+            gimp.press(display, "ESM Texture from Selection", "Return")
+            return (out / "done.json").exists()
+
+        wait_for(press_until_done, 120, "OK to run the procedure")
+        output, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, output
+    layers = json.loads((out / "done.json").read_text())
+    assert [name for name, _, _ in layers] == ["ESM fill (seed 5)", "ESM texture (seed 5)", "Background"]
+    assert layers[1][1:] == [SIZE, SIZE]
 
 
 def plugin_pids(profile: Path) -> list[int]:

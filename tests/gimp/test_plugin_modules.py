@@ -109,3 +109,9 @@ def test_daemon_errors_become_one_line(plugin_daemon: ModuleType, esm_daemon) ->
     assert "phases" in str(caught.value) and "\n" not in str(caught.value)
     with Client(esm_daemon.endpoint) as client:
         assert client.ping()
+
+
+def test_empty_endpoint_means_the_installed_one(plugin_daemon: ModuleType) -> None:
+    with pytest.raises(plugin_daemon.PluginError, match=r"no ESM daemon answers at tcp://127\.0\.0\.1:1, and "
+                                                        r"starting one is switched off"):
+        plugin_daemon.run_job("texture", {}, {"exemplar": (1, 1, 1, b"\0")}, "", False, print, print)

@@ -63,8 +63,10 @@ def _add_arguments(procedure, name):
         procedure.add_int_argument("context", "Conte_xt (px)",
                                    "Band around the selection whose patches fill it", 1, 1024,
                                    FillParams().context, RW)
-    procedure.add_string_argument("endpoint", "Daemon e_ndpoint", "ZeroMQ endpoint of the ESM daemon",
-                                  daemon.settings()["endpoint"], RW)
+    # Empty = the installer's choice, read at run time (GIMP caches these defaults in pluginrc).
+    procedure.add_string_argument("endpoint", "Daemon e_ndpoint (empty: as installed)",
+                                  "ZeroMQ endpoint of the ESM daemon; empty: the one chosen at installation",
+                                  "", RW)
     procedure.add_boolean_argument("autostart", "Start the daemon _automatically",
                                    "Start an ESM daemon when none answers (as recorded by the installer)", True, RW)
     procedure.add_layer_return_value("new-layer", "New layer", "The layer holding the result", False, RW)

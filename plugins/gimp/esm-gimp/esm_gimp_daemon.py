@@ -50,10 +50,12 @@ def _client_modules() -> tuple[Any, Any]:
 def run_job(mode: str, params: Mapping[str, Any], images: Mapping[str, tuple[int, int, int, bytes]],
             endpoint: str, autostart: bool, on_progress: Callable[[Any], None],
             on_status: Callable[[str], None]) -> list[Any]:
-    """Runs one job on the daemon at ``endpoint`` (starting one first when none answers and
-    ``autostart`` is on) and returns its images (``esm_api.protocol.RawImage``). ``images``
-    maps names to (width, height, channels, pixels). Every failure is a PluginError."""
+    """Runs one job on the daemon at ``endpoint`` (empty: the installer's; starting a daemon
+    first when none answers and ``autostart`` is on) and returns its images
+    (``esm_api.protocol.RawImage``). ``images`` maps names to (width, height, channels,
+    pixels). Every failure is a PluginError."""
     autostart_module, client_module = _client_modules()
+    endpoint = endpoint or settings()["endpoint"]
     raw = {name: client_module.RawImage(*image) for name, image in images.items()}
     try:
         if autostart_module.ping(endpoint) is None:
