@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, Mapping
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Mapping
 
 from esm_api import params as P
 from esm_api.protocol import BAD_PARAMS, TOO_LARGE, default_endpoint
 from esm_cli.errors import UserError
 from esm_cli.progressbar import ProgressBar
+
+if TYPE_CHECKING:
+    import numpy as np
 
 START_TIMEOUT_S = 120.0
 

@@ -9,7 +9,6 @@ import os
 import signal
 import time
 import uuid
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import zmq
@@ -20,6 +19,7 @@ from esm_api.jobs import MODES, parse_job
 from . import keys as K
 from . import paths
 from .arrays import to_array
+from .config import DaemonConfig, StartError, check_security
 from .worker import END, JobRecord, Worker
 
 log = logging.getLogger("esm.daemon")
@@ -28,19 +28,6 @@ POLL_MS = 200
 SWEEP_S = 0.5  # how often silent clients are looked for
 DRAIN_S = 10.0  # on shutdown, how long to wait for the running job to notice its cancel
 EVENTS_ENDPOINT = "inproc://esm-worker-events"
-
-
-class StartError(Exception):
-    """The daemon cannot start (endpoint in use, keys missing, ...); the message says why."""
-
-
-@dataclass(frozen=True)
-class DaemonConfig:
-    endpoint: str = P.DEFAULT_ENDPOINT
-    device: str = "auto"
-    cache_bytes: int = 1 << 30
-    limits: P.Limits = field(default_factory=P.Limits)
-    keys_dir: str | None = None  # CURVE keys; required when the endpoint is not loopback
 
 
 def version() -> str:
@@ -75,8 +62,8 @@ class Server:
     def __init__(self, config: DaemonConfig) -> None:
         self.config = config
         self.limits = config.limits
-        self.server_keys = self.check_security(config)
-        from esm_core import Engine  # the slow import (torch) only once the config is sound
+        self.server_keys = check_security(config)
+        from esm_core import Engine
 
         self.engine = Engine(config.device, cache_bytes=config.cache_bytes)
         self.context = zmq.Context()
@@ -86,18 +73,6 @@ class Server:
         self.stopping: str | None = None  # why the daemon is shutting down
         self.pid = os.getpid()
         self.started = time.time()
-
-    @staticmethod
-    def check_security(config: DaemonConfig) -> K.ServerKeys | None:
-        """Loopback needs nothing; any other interface needs CURVE keys, or we refuse."""
-        if P.is_loopback(config.endpoint):
-            return None
-        folder = paths.keys_dir(config.keys_dir)
-        try:
-            return K.load_server(folder)
-        except K.KeysError as error:
-            raise StartError(f"refusing to listen on {config.endpoint}, which other machines can reach, "
-                             f"without CURVE keys: {error}") from None
 
     # -- lifetime
     def serve(self) -> None:

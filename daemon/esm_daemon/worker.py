@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import logging
 import math
+import os
 import threading
 import time
 import traceback
@@ -13,11 +14,15 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-import zmq
+# Before torch loads OpenMP: idle OpenMP threads must not spin on the cores that the job and the
+# socket loop need (spinning made daemon jobs ~1.8x slower on 2 cores; bench/bench_daemon.py).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from esm_api import protocol as P
-from esm_core import CancelToken, Cancelled, Engine, ImageError, ParamError, Progress, SizeError
+import numpy as np  # noqa: E402
+import zmq  # noqa: E402
+
+from esm_api import protocol as P  # noqa: E402
+from esm_core import CancelToken, Cancelled, Engine, ImageError, ParamError, Progress, SizeError  # noqa: E402
 
 log = logging.getLogger("esm.daemon")
 

@@ -60,8 +60,8 @@ def _endpoint(parser: argparse.ArgumentParser) -> None:
                         help=f"ZeroMQ endpoint (default: ${P.ENDPOINT_ENV}, else {P.DEFAULT_ENDPOINT})")
 
 
-def _config(args: argparse.Namespace, endpoint: str):  # -> esm_daemon.server.DaemonConfig
-    from esm_daemon.server import DaemonConfig
+def _config(args: argparse.Namespace, endpoint: str):  # -> esm_daemon.config.DaemonConfig
+    from esm_daemon.config import DaemonConfig
 
     for name in ("cache_mb", "max_pixels", "max_output_pixels", "max_queue"):
         if getattr(args, name) < 1:
@@ -78,12 +78,12 @@ def run_start(args: argparse.Namespace) -> int:
     from esm_api.autostart import ping, wait_until_answering
     from esm_api.client import DaemonUnavailable
     from esm_daemon import paths
-    from esm_daemon.server import Server, StartError
+    from esm_daemon.config import StartError, check_security
 
     endpoint = P.default_endpoint(args.endpoint)
     config = _config(args, endpoint)
     try:
-        Server.check_security(config)  # refuse before anything slow happens
+        check_security(config)  # refuse before anything slow (torch) happens
     except StartError as error:
         raise UserError(str(error)) from None
     pong = ping(endpoint)
@@ -93,8 +93,10 @@ def run_start(args: argparse.Namespace) -> int:
     if args.foreground:
         logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                             format="%(asctime)s esm-daemon %(levelname)s %(message)s")
+        from esm_daemon.server import serve
+
         try:
-            Server(config).serve()
+            serve(config)
         except StartError as error:
             raise UserError(str(error), exit_code=1) from None
         except RuntimeError as error:  # e.g. --device cuda without a GPU
