@@ -25,7 +25,7 @@ from PIL import ImageGrab
 ROOT = Path(__file__).resolve().parents[2]
 ROOTFS = ROOT / ".hostapps" / "trixie"
 RUN_IN_CHROOT = ROOT / "tools" / "hostapps" / "run-in-chroot.sh"
-DIALOG_WIDTH = 450  # without a window manager dialogs open at (0, 0): GIMP goes right of it
+DIALOG_WIDTH = 540  # without a window manager dialogs open at (0, 0): GIMP goes right of it
 SCREEN = (DIALOG_WIDTH + 1100, 720)
 
 
