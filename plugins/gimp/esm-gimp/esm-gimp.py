@@ -5,8 +5,8 @@ layer above the active one (one undo step). docs/gimp.md describes them for user
 
 Procedures (stable names and arguments, for scripts and batch mode):
   esm-texture-from-selection: width, height (0 = the image's), tileable, seed, quality,
-      phases, iterations (0 = from quality), style-weight, variety, smoothness, endpoint,
-      autostart -> new-layer
+      phases, iterations (0 = from quality), style-weight, variety, smoothness, endpoint
+      (empty = as installed), autostart -> new-layer
   esm-fill-selection: seed, quality, phases, iterations, style-weight, variety, smoothness,
       context, endpoint, autostart -> new-layer
 """
@@ -24,12 +24,11 @@ import esm_gimp_daemon as daemon  # noqa: E402  (the plug-in's folder is sys.pat
 import esm_gimp_pixels as pixels  # noqa: E402
 
 daemon.use_vendor()
-from esm_api.params import FillParams, PRESETS, SynthesisParams  # noqa: E402  (stdlib only)
+from esm_api.params import MAX_SIDE, PRESETS, FillParams, SynthesisParams  # noqa: E402  (stdlib only)
 
 TEXTURE = "esm-texture-from-selection"
 FILL = "esm-fill-selection"
 RW = GObject.ParamFlags.READWRITE
-MAX_SIDE = 8192
 G_MAXINT = 2**31 - 1
 
 
@@ -194,6 +193,8 @@ def _failure(procedure, message):
 
 def run(procedure, run_mode, image, drawables, config, data):
     name = procedure.get_name()
+    if len(drawables) != 1 or not isinstance(drawables[0], Gimp.Layer):
+        return _failure(procedure, f"{TITLES[name]} works on one layer: select a single layer")
     if run_mode == Gimp.RunMode.INTERACTIVE:
         GimpUi.init("esm-gimp")
         dialog = GimpUi.ProcedureDialog.new(procedure, config, TITLES[name])
@@ -202,8 +203,6 @@ def run(procedure, run_mode, image, drawables, config, data):
         dialog.destroy()
         if not accepted:
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
-    if len(drawables) != 1 or not isinstance(drawables[0], Gimp.Layer):
-        return _failure(procedure, f"{TITLES[name]} works on one layer: select a single layer")
     try:
         layer = ACTIONS[name](image, drawables[0], config)
     except daemon.PluginError as error:
