@@ -47,8 +47,9 @@ def tiny() -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def endless() -> dict[str, Any]:
-    """Parameters of a job that runs until cancelled (minutes)."""
-    return {"width": 64, "height": 64, "phases": 1, "iterations": 10_000}
+    """Parameters of a job that runs until cancelled: L-BFGS stops after ~60 evaluations whatever
+    the budget, so the output is large enough for that to take half a minute or more."""
+    return {"width": 192, "height": 192, "phases": 1, "iterations": 10_000}
 
 
 class RawSocket:

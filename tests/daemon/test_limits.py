@@ -13,7 +13,7 @@ from esm_api.protocol import RawImage
 
 @pytest.fixture
 def small(daemon_factory: Callable[..., Any]) -> Any:
-    return daemon_factory("--max-pixels", "2000", "--max-output-pixels", "3000", "--max-queue", "1")
+    return daemon_factory("--max-pixels", "2000", "--max-output-pixels", "40000", "--max-queue", "1")
 
 
 def refused(client: Client, code: str, *args: Any, **kwargs: Any) -> str:
@@ -28,16 +28,16 @@ def test_limits_are_enforced_before_work(small: Any, make_exemplar: Any, tiny: d
     exemplar = make_exemplar()
     with Client(small.endpoint, timeout_s=30) as client:
         limits = client.info()["limits"]
-        assert (limits["max_pixels"], limits["max_output_pixels"], limits["max_queue"]) == (2000, 3000, 1)
+        assert (limits["max_pixels"], limits["max_output_pixels"], limits["max_queue"]) == (2000, 40000, 1)
         assert "limit is 2000" in refused(client, P.TOO_LARGE, "texture", tiny, {"exemplar": make_exemplar(1, 64)})
-        assert "limit is 3000" in refused(client, P.TOO_LARGE, "texture", {**tiny, "width": 64, "height": 64},
+        assert "limit is 40000" in refused(client, P.TOO_LARGE, "texture", {**tiny, "width": 256, "height": 256},
                                           {"exemplar": exemplar})
         many = {f"i{n}": exemplar for n in range(P.Limits().max_images + 1)}
         refused(client, P.TOO_LARGE, "texture", tiny, many)
         assert "header" in refused(client, P.TOO_LARGE, "texture", {"seed": "x" * 70_000}, {"exemplar": exemplar})
         assert client.info()["jobs"]["completed"] == 0  # nothing ran
 
-        running = client.submit("texture", {**endless, "width": 48, "height": 48}, {"exemplar": exemplar})
+        running = client.submit("texture", endless, {"exemplar": exemplar})
         assert running.poll(timeout_ms=60_000)
         waiting = client.submit("texture", tiny, {"exemplar": exemplar})
         refused(client, P.BUSY, "texture", tiny, {"exemplar": exemplar})
