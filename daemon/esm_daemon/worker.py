@@ -96,6 +96,7 @@ class Worker(threading.Thread):
     def run(self) -> None:
         self._socket = self._context.socket(zmq.PUSH)
         self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.setsockopt(zmq.SNDTIMEO, 1000)  # the loop is gone only when stopping: never hang
         self._socket.connect(self._events_endpoint)
         try:
             while True:
@@ -113,7 +114,10 @@ class Worker(threading.Thread):
     def _emit(self, kind: bytes, job: JobRecord, header: dict[str, Any], frames: list[Any] = ()) -> None:
         assert self._socket is not None
         header = {"v": P.PROTOCOL_VERSION, "id": job.request_id, "job": job.id, **header}
-        self._socket.send_multipart([kind, job.id.encode(), job.owner, P.pack(header), *frames], copy=False)
+        try:
+            self._socket.send_multipart([kind, job.id.encode(), job.owner, P.pack(header), *frames], copy=False)
+        except zmq.Again:
+            log.warning("socket loop gone; dropped an event of job %s", job.id)
 
     def _execute(self, job: JobRecord) -> None:
         started = time.monotonic()
