@@ -112,3 +112,31 @@ def test_coarse_phases_too_small_for_the_network_are_skipped() -> None:
     assert [p.style_size for p in plan] == [(128, 128), (256, 256)]
     tileable = plan_phases((200, 200), (256, 256), phases=3, min_side=24, align=8)
     assert all(w % 8 == 0 and h % 8 == 0 for w, h in (p.size for p in tileable))
+
+
+# A stochastic texture: on strongly periodic ones (bricks) the seam score also varies with
+# the position of the cut relative to the pattern, inside the image as well as at the wrap.
+def test_tileable_output_has_no_seam_and_plain_output_does() -> None:
+    from esm_core.evaluate import seam_score
+
+    engine = Engine("cpu")
+    exemplar = load_image(DATA / "grass.png")[:96, :96]
+    params = dict(width=64, height=64, phases=2, iterations=15, seed=3)
+    tiled = engine.synthesize(exemplar, SynthesisParams(tileable=True, **params))
+    plain = engine.synthesize(exemplar, SynthesisParams(tileable=False, **params))
+    tiled_score, plain_score = seam_score(tiled), seam_score(plain)
+    assert tiled_score < 1.3
+    assert plain_score > tiled_score + 0.5
+
+
+def test_tileable_output_of_a_size_off_the_stride_grid_still_tiles() -> None:
+    from esm_core.evaluate import seam_score
+
+    engine = Engine("cpu")
+    exemplar = load_image(DATA / "grass.png")[:96, :96]
+    params = dict(width=60, height=52, phases=2, iterations=15, seed=3)
+    tiled = engine.synthesize(exemplar, SynthesisParams(tileable=True, **params))
+    plain = engine.synthesize(exemplar, SynthesisParams(tileable=False, **params))
+    assert tiled.shape == (52, 60, 1)
+    assert seam_score(tiled) < 1.5
+    assert seam_score(plain) > seam_score(tiled) + 0.5
