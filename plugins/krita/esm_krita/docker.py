@@ -123,7 +123,7 @@ class EsmDocker(DockWidget):
         column.addWidget(self.message_label)
         self.daemon_label = QLabel("Daemon: checking...")
         self.daemon_label.setWordWrap(True)
-        self.daemon_label.setStyleSheet("QLabel { color: palette(mid); }")
+        self.daemon_label.setStyleSheet("QLabel { font-style: italic; }")
         column.addWidget(self.daemon_label)
         column.addStretch(1)
         self.setWidget(body)

@@ -11,7 +11,7 @@ Both new layers go directly above the active layer; nothing else in the document
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from esm_api.jobs import parse_job
@@ -46,9 +46,6 @@ class Options:
         phases, iterations = PRESETS[self.preset]
         return {"seed": self.seed, "phases": phases, "iterations": iterations,
                 "style_weight": float(self.style_weight), "variety": float(self.variety)}
-
-    def with_(self, **changes: Any) -> Options:
-        return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
