@@ -13,7 +13,7 @@ from esm_core.networks import REFERENCE_LAYERS, LRELU_SLOPE, RandomNetwork, laye
 ALL_LAYERS = [layer.name for layer in REFERENCE_LAYERS]
 
 
-@pytest.mark.parametrize("activation,downsample", itertools.product(ACTIVATIONS, DOWNSAMPLES))
+@pytest.mark.parametrize("activation,downsample", list(itertools.product(ACTIVATIONS, DOWNSAMPLES)))
 @pytest.mark.parametrize("units,depth", [(1.0, 1), (0.25, 1), (0.5, 2), (0.5, 3)])
 def test_every_variant_gives_the_reference_shapes(activation: str, downsample: str, units: float, depth: int) -> None:
     params = NetworkParams(activation=activation, downsample=downsample, units=units, depth=depth)
