@@ -1,0 +1,231 @@
+"""Quality measures (esm_core.evaluate) and `esm eval`: each measure must separate what it
+claims to separate, on the bundled photos and on images built here."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy.ndimage import gaussian_filter
+
+from esm_core import Engine, ImageError, SynthesisParams, load_image
+from esm_core.evaluate import (
+    boundary_seam_score, colour_distance, evaluate, patch_swd, patch_swd_levels, seam_components, seam_score,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+BRICK_PATH = ROOT / "esm_core" / "data" / "brick.png"
+BRICK = load_image(BRICK_PATH)
+GRASS = load_image(ROOT / "esm_core" / "data" / "grass.png")
+
+
+def blur(image: np.ndarray, sigma: float = 2.0) -> np.ndarray:
+    return np.clip(np.round(gaussian_filter(image.astype(float), (sigma, sigma, 0))), 0, 255).astype(np.uint8)
+
+
+def noise_like(image: np.ndarray, seed: int = 1) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, image.shape, dtype=np.uint8)
+
+
+def shrink(image: np.ndarray, side: int) -> np.ndarray:
+    return np.array(Image.fromarray(image[..., 0]).resize((side, side), Image.Resampling.LANCZOS))[..., None]
+
+
+def periodic_field(width: int, height: int, seed: int) -> np.ndarray:
+    """A stationary random texture that tiles exactly: filtered noise built from sinusoids
+    with integer periods (an inverse FFT)."""
+    rng = np.random.default_rng(seed)
+    fy, fx = np.fft.fftfreq(height)[:, None], np.fft.fftfreq(width)[None, :]
+    amplitude = 1.0 / (np.hypot(fx, fy) + 0.02) ** 1.5
+    field = np.real(np.fft.ifft2(np.fft.fft2(rng.standard_normal((height, width))) * amplitude))
+    field = (field - field.mean()) / field.std()
+    return np.clip(np.round(128 + 40 * field), 0, 255).astype(np.uint8)[..., None]
+
+
+# -- patch SWD
+
+def test_patch_swd_of_an_image_with_itself_is_zero() -> None:
+    assert patch_swd(BRICK, BRICK) == pytest.approx(0.0, abs=1e-9)
+    assert patch_swd(BRICK, BRICK, seed=3) == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("texture, wrong", [(BRICK, GRASS), (GRASS, BRICK)], ids=["brick", "grass"])
+def test_another_crop_of_the_same_texture_is_much_closer_than_noise_blur_or_another_texture(
+        texture: np.ndarray, wrong: np.ndarray) -> None:
+    left, right = texture[:, :128], texture[:, 128:]
+    same = patch_swd(left, right)
+    others = {"noise": patch_swd(left, noise_like(right)), "blurred": patch_swd(left, blur(right)),
+              "wrong texture": patch_swd(left, wrong[:, 128:])}
+    for name, distance in others.items():
+        assert same < 0.6 * distance, (name, same, distance)
+
+
+def test_patch_swd_is_deterministic_and_symmetric_in_its_normalisation() -> None:
+    first = patch_swd(BRICK[:, :128], GRASS[:, :128], seed=5)
+    assert patch_swd(BRICK[:, :128], GRASS[:, :128], seed=5) == first
+    assert patch_swd(GRASS[:, :128], BRICK[:, :128], seed=5) == pytest.approx(first, rel=0.25)
+
+
+def test_levels_default_to_halving_down_to_16_pixels() -> None:
+    assert len(patch_swd_levels(BRICK, BRICK)) == 5  # 256, 128, 64, 32, 16
+    assert len(patch_swd_levels(BRICK[:64, :64], BRICK)) == 3
+    with pytest.raises(ImageError):
+        patch_swd(BRICK[:6, :6], BRICK)
+    with pytest.raises(ImageError):
+        patch_swd(BRICK[:40, :40], BRICK, levels=4)
+
+
+def test_masks_restrict_the_patches_to_a_region() -> None:
+    # Left half brick, right half grass; the mask picks the grass side.
+    mixed = np.concatenate([BRICK[:, :128], GRASS[:, 128:]], axis=1)
+    grass_side = np.zeros(mixed.shape[:2], bool)
+    grass_side[:, 128:] = True
+    to_grass = patch_swd(mixed, GRASS[:, :128], mask_a=grass_side)
+    to_brick = patch_swd(mixed, BRICK[:, 128:], mask_a=grass_side)
+    assert to_grass < 0.6 * to_brick
+    with pytest.raises(ImageError):
+        patch_swd(mixed, GRASS, mask_a=np.zeros(mixed.shape[:2], bool))
+    with pytest.raises(ImageError):
+        patch_swd(mixed, GRASS, mask_a=np.ones((10, 10), bool))
+
+
+def test_grey_against_colour_compares_luma() -> None:
+    rgb = np.repeat(BRICK, 3, axis=2)
+    rgba = np.concatenate([rgb, np.zeros_like(BRICK)], axis=2)  # alpha is ignored
+    assert patch_swd(BRICK, rgb) == pytest.approx(0.0, abs=1e-9)
+    assert patch_swd(rgba, BRICK) == pytest.approx(0.0, abs=1e-9)
+    assert colour_distance(rgba, BRICK) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_a_real_synthesis_scores_far_closer_than_noise_blur_or_a_wrong_texture() -> None:
+    exemplar = shrink(BRICK, 64)
+    result = Engine("cpu").synthesize(exemplar, SynthesisParams(width=64, height=64, phases=2, iterations=10))
+    synthesis = patch_swd(exemplar, result)
+    baselines = {"noise": noise_like(result), "blurred synthesis": blur(result, 1.5),
+                 "blurred exemplar": blur(exemplar, 1.5), "grass": shrink(GRASS, 64)}
+    for name, image in baselines.items():
+        assert synthesis < 0.5 * patch_swd(exemplar, image), name
+
+
+# -- colour distance
+
+def test_colour_distance_measures_shifts_in_8_bit_levels() -> None:
+    darker = (BRICK.astype(int) // 2).astype(np.uint8)
+    assert colour_distance(BRICK, BRICK) == 0.0
+    # Grey: the exact 1-D Wasserstein distance, here the mean of the halving's change.
+    assert colour_distance(BRICK, darker) == pytest.approx(np.mean(BRICK - darker), rel=0.02)
+    rgb = np.random.default_rng(0).integers(0, 200, (64, 64, 3), dtype=np.uint8)
+    shifted = rgb + np.uint8(40)
+    assert 10.0 < colour_distance(rgb, shifted) <= 40.0 * np.sqrt(3) + 1e-6
+    assert colour_distance(rgb, rgb[::-1, ::-1]) == pytest.approx(0.0, abs=1e-9)  # a permutation
+
+
+def test_colour_distance_within_masks() -> None:
+    mixed = BRICK.copy()
+    mixed[:, 128:] = 255 - mixed[:, 128:]
+    left = np.zeros(mixed.shape[:2], bool)
+    left[:, :128] = True
+    assert colour_distance(mixed, BRICK, left, left) == pytest.approx(0.0, abs=1e-9)
+    assert colour_distance(mixed, BRICK, ~left, ~left) > 20.0
+
+
+# -- seams
+
+@pytest.mark.parametrize("seed", range(4))
+def test_periodic_images_have_an_invisible_seam(seed: int) -> None:
+    field = periodic_field(128, 96, seed)
+    for image in (field, np.tile(field, (2, 3, 1)), np.roll(field, (30, 50), axis=(0, 1))):
+        assert 0.75 < seam_score(image) < 1.35
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_an_off_period_crop_has_a_visible_seam(seed: int) -> None:
+    field = periodic_field(256, 256, seed)
+    assert seam_score(field[:128, :128]) > 4.0
+    assert seam_score(field[10:150, 37:190]) > 4.0
+
+
+def test_photos_do_not_tile() -> None:
+    assert seam_score(BRICK) > 3.0
+    assert seam_score(BRICK[:100, :100]) > 3.0
+    seam_x, seam_y = seam_components(BRICK)
+    assert seam_score(BRICK) == max(seam_x, seam_y)
+
+
+def test_seam_score_of_stripes_and_tiny_images() -> None:
+    row = periodic_field(240, 1, 3)  # a periodic 1-D texture, repeated down 40 rows
+    stripes = np.ascontiguousarray(np.broadcast_to(row, (40, 240, 1)))
+    assert seam_components(stripes)[1] == 1.0  # no vertical change anywhere: no seam either
+    assert 0.75 < seam_score(stripes) < 1.35
+    assert seam_score(stripes[:, :150]) > 4.0  # cut off-period
+    with pytest.raises(ImageError):
+        seam_score(stripes[:2])
+
+
+def test_boundary_seam_score_sees_a_pasted_patch() -> None:
+    hole = np.zeros(GRASS.shape[:2], bool)
+    hole[80:170, 60:180] = True
+    assert 0.7 < boundary_seam_score(GRASS, hole) < 1.3  # untouched: nothing to see
+    pasted = GRASS.copy()
+    pasted[hole] = BRICK[hole]
+    assert boundary_seam_score(pasted, hole) > 1.8
+    flat = GRASS.copy()
+    flat[hole] = 128
+    assert boundary_seam_score(flat, hole) > 1.2
+    with pytest.raises(ImageError):
+        boundary_seam_score(GRASS, np.ones(GRASS.shape[:2], bool))
+
+
+# -- evaluate and esm eval
+
+def test_evaluate_reports_the_documented_keys() -> None:
+    report = evaluate(BRICK, GRASS[:128, :192])
+    assert set(report) == {"patch_swd", "patch_swd_levels", "patch_swd_reference", "colour_distance", "levels",
+                           "exemplar_size", "output_size"}
+    assert report["levels"] == len(report["patch_swd_levels"]) == 4
+    assert report["patch_swd"] == pytest.approx(np.mean(report["patch_swd_levels"]))
+    assert report["patch_swd_reference"] < report["patch_swd"]
+    assert report["output_size"] == [192, 128]
+    tiled = evaluate(BRICK, periodic_field(96, 96, 0), tile=True)
+    assert 0.75 < tiled["seam_score"] < 1.35 and tiled["seam_score"] == max(tiled["seam_x"], tiled["seam_y"])
+    assert evaluate(BRICK[:10, :10], BRICK[:30, :30])["patch_swd_reference"] is None  # halves too small
+
+
+def esm(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "esm_cli.main", *args], capture_output=True, text=True,
+                          timeout=300, cwd=ROOT)
+
+
+def test_esm_eval_prints_json(tmp_path: Path) -> None:
+    tile = tmp_path / "tile.png"
+    Image.fromarray(periodic_field(128, 128, 1)[..., 0]).save(tile)
+    run = esm("eval", str(BRICK_PATH), str(tile), "--tile")
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert report == evaluate(BRICK, load_image(tile), tile=True)
+    assert report["patch_swd"] > 2 * report["patch_swd_reference"]  # a smooth field is no brick wall
+    plain = json.loads(esm("eval", str(BRICK_PATH), str(BRICK_PATH)).stdout)
+    assert plain["patch_swd"] == 0.0 and plain["colour_distance"] == 0.0 and "seam_score" not in plain
+
+
+@pytest.mark.parametrize("args, message", [
+    (["missing.png", "{brick}"], "no such file"),
+    (["{brick}", "{corrupt}"], "not a readable image"),
+    (["{brick}", "{tiny}"], "at least 7x7"),
+    (["{brick}", "{brick}", "--seed", "-1"], "--seed"),
+    (["{brick}", "{brick}", "--bogus"], "unrecognized arguments"),
+])
+def test_esm_eval_errors_are_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
+    tiny = tmp_path / "tiny.png"
+    Image.new("L", (5, 5)).save(tiny)
+    paths = {"brick": str(BRICK_PATH), "corrupt": str(corrupt), "tiny": str(tiny)}
+    run = esm("eval", *(a.format(**paths) for a in args))
+    assert run.returncode == 2
+    assert run.stdout == ""
+    assert len(run.stderr.strip().splitlines()) == 1 and message in run.stderr, run.stderr
