@@ -16,6 +16,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from in_krita import paint_layers, read_raw, rgba_to_bgra, run_steps, save_layer, write_result  # noqa: E402
 from krita import Krita, Selection  # noqa: E402
 from PyQt5.QtCore import QTimer  # noqa: E402
+from PyQt5.QtWidgets import QApplication  # noqa: E402
 
 from esm_krita import controller as controller_module  # noqa: E402
 from esm_krita.config import DaemonConfig  # noqa: E402
@@ -46,7 +47,7 @@ def layer_digests(doc):
 def steps():
     app = Krita.instance()
     window = app.activeWindow()
-    window.qwindow().showMaximized()
+    window.qwindow().setGeometry(QApplication.primaryScreen().availableGeometry())  # no window manager
     controller = controller_module.instance()
     result = {"actions": [a is not None for a in (app.action("esm_tileable_texture"),
                                                    app.action("esm_fill_selection"))]}

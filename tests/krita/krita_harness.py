@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -19,6 +20,12 @@ ROOTFS = ROOT / ".hostapps" / "trixie"
 RUN_IN_CHROOT = ROOT / "tools" / "hostapps" / "run-in-chroot.sh"
 TESTS = "/project/tests/krita"  # the checkout is mounted on /project
 KRITA_TIMEOUT_S = 240
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def root_ready() -> bool:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import time
 
@@ -32,9 +31,7 @@ CROP_SEAM_MIN = 3.0  # the exemplar's crop, which does not tile: the measure tel
 
 
 def free_endpoint() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
+    return f"tcp://127.0.0.1:{krita_harness.free_port()}"
 
 
 def layer_rgba(result: dict) -> np.ndarray:

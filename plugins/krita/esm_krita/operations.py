@@ -4,9 +4,10 @@ how the result becomes a layer.
 - Tileable texture: the selection's bounding box (or, without a selection, the active
   layer) is the exemplar; the result, ``tiles_x`` x ``tiles_y`` copies of a tileable
   texture of the chosen size, becomes a new layer at the exemplar's top-left corner.
-- Fill: the selection is the hole; the active layer around it (a margin of ``context``
-  pixels, clipped to the canvas) is what the daemon sees; the result is a new layer that
-  covers the hole and is transparent elsewhere.
+- Fill: the selection is the hole; the active layer around it (a margin as wide as the
+  hole's longer side, at least 16 pixels, clipped to the canvas) is what the daemon sees
+  and where the style comes from (the fill mode's ``context``); the result is a new layer
+  that covers the hole and is transparent elsewhere.
 Both new layers go directly above the active layer; nothing else in the document changes.
 """
 from __future__ import annotations
@@ -101,10 +102,15 @@ def prepare_texture(doc: Any, node: Any, options: Options) -> Request:
                    document.working_space(node), name, tiles)
 
 
+def context_margin(hole: Region) -> int:
+    """Pixels of surroundings around a hole: as many as its longer side, at least MIN_CONTEXT."""
+    return max(MIN_CONTEXT, hole.width, hole.height)
+
+
 def fill_region(doc: Any, hole: Region) -> Region:
-    """The hole's bounding box grown by a margin as large as its longer side (at least
-    MIN_CONTEXT), clipped to the canvas: enough surroundings for the style, no more."""
-    margin = max(MIN_CONTEXT, hole.width, hole.height)
+    """The hole's bounding box grown by ``context_margin``, clipped to the canvas: enough
+    surroundings for the style, no more."""
+    margin = context_margin(hole)
     x0, y0 = max(hole.x - margin, 0), max(hole.y - margin, 0)
     x1 = min(hole.x + hole.width + margin, doc.width())
     y1 = min(hole.y + hole.height + margin, doc.height())
@@ -122,7 +128,7 @@ def prepare_fill(doc: Any, node: Any, options: Options) -> Request:
                           "pixels for the fill to learn from.")
     images = {"image": _wire_image(document.read_bgra(node, area), area),
               "mask": RawImage(area.width, area.height, 1, mask)}
-    params = {**options.synthesis_fields(), "context": max(hole.width, hole.height), "output": "layer"}
+    params = {**options.synthesis_fields(), "context": context_margin(hole), "output": "layer"}
     name = f"ESM fill seed {options.seed}"
     return Request(FILL, _validated(FILL, params, images), images, doc, node, area,
                    document.working_space(node), name)

@@ -143,12 +143,13 @@ class Runner(QObject):
 
     # -- driven by the timer, in the UI thread
     def _tick(self) -> None:
+        # Cleared before handling: a slot may run a nested event loop that ticks again.
         if self._status_check is not None and self._status_check.done:
-            self._show_status(self._status_check)
-            self._status_check = None
+            check, self._status_check = self._status_check, None
+            self._show_status(check)
         if self._starting is not None and self._starting.done:
-            self._started(self._starting)
-            self._starting = None
+            starting, self._starting = self._starting, None
+            self._started(starting)
         if self._job is not None:
             self._poll()
         if not self.busy and self._status_check is None:
@@ -191,8 +192,10 @@ class Runner(QObject):
                 if event.error is not None:
                     self._end_failed(describe(event.error, self.config))
                 else:
-                    self._end()
+                    # Still busy while the result becomes a layer: Krita may run a nested
+                    # event loop meanwhile, and no second job may start in it.
                     self.finished.emit(request, event.images)
+                    self._end()
                 return
 
     def _end(self) -> None:
@@ -202,6 +205,5 @@ class Runner(QObject):
         self.busy_changed.emit(False)
 
     def _end_failed(self, text: str) -> None:
-        request = self.request
+        self.failed.emit(self.request, text)
         self._end()
-        self.failed.emit(request, text)
