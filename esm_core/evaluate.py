@@ -273,27 +273,39 @@ def _ratio(seam: float, interior: float) -> float:
     return seam / interior
 
 
+SEAM_NEIGHBOURS = 2  # pixel pairs on each side of a seam that form its local reference
+
+
 def seam_components(img: np.ndarray) -> tuple[float, float]:
     """(x, y): the seam ratios across the vertical and the horizontal wrap boundary."""
     pixels = _colour(img, "image")
     height, width = pixels.shape[:2]
-    if height < 3 or width < 3:
-        raise ImageError("image must be at least 3x3 pixels for a seam score")
-    # In a 2x2 tiling, the pixel right of column W-1 is column 0, the one below row H-1 is row 0.
-    seam_x = _ratio(_energy(pixels[:, :1] - pixels[:, -1:]), _energy(np.diff(pixels, axis=1)))
-    seam_y = _ratio(_energy(pixels[:1] - pixels[-1:]), _energy(np.diff(pixels, axis=0)))
-    return seam_x, seam_y
+    if min(height, width) < 2 * SEAM_NEIGHBOURS + 2:
+        raise ImageError(f"image must be at least {2 * SEAM_NEIGHBOURS + 2}x{2 * SEAM_NEIGHBOURS + 2} "
+                         "pixels for a seam score")
+    ratios = []
+    for axis in (1, 0):
+        lines = np.moveaxis(pixels, axis, 0)  # lines[i]: column (axis 1) or row (axis 0) i
+        # In a 2x2 tiling, the neighbour after the last line is the first line.
+        seam = _energy(lines[:1] - lines[-1:])
+        steps = np.diff(lines, axis=0)
+        near = np.concatenate([steps[:SEAM_NEIGHBOURS], steps[-SEAM_NEIGHBOURS:]])
+        ratios.append(_ratio(seam, max(_energy(steps), _energy(near))))
+    return ratios[0], ratios[1]
 
 
 def seam_score(img: np.ndarray) -> float:
     """How visible the seams of a 2x2 tiling of ``img`` are; 1.0 = invisible.
 
     Across the vertical seam, the gradient energy is the mean over rows of the squared
-    colour difference between the last and the first column (summed over channels); it is
-    divided by the same mean over every pair of horizontally adjacent pixels inside the
-    image. Likewise for the horizontal seam with rows. The score is the larger of the two
-    ratios: the more visible seam. A periodic image scores about 1 (its seam is a step like
-    any other); a photo crop whose opposite edges do not match scores well above 1.
+    colour difference between the last and the first column (summed over channels). It is
+    divided by the larger of two interior energies, computed the same way: over every pair
+    of horizontally adjacent pixels in the image, and over the 2 pairs of columns on each
+    side of the seam. (An edge of the texture that happens to lie on the boundary brings
+    strong gradients beside it too, and is not a seam.) Likewise for the horizontal seam
+    with rows. The score is the larger of the two ratios: the more visible seam. A periodic
+    image scores about 1 (its seam is a step like any other); a photo crop whose opposite
+    edges do not match scores well above 1.
     """
     return max(seam_components(img))
 

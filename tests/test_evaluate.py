@@ -163,7 +163,28 @@ def test_seam_score_of_stripes_and_tiny_images() -> None:
     assert 0.75 < seam_score(stripes) < 1.35
     assert seam_score(stripes[:, :150]) > 4.0  # cut off-period
     with pytest.raises(ImageError):
-        seam_score(stripes[:2])
+        seam_score(stripes[:5])
+
+
+@pytest.mark.parametrize("phase", np.linspace(0.0, 3.0, 7))
+def test_sinusoids_with_integer_periods_tile_whatever_their_phase(phase: float) -> None:
+    y, x = np.mgrid[0:60, 0:80]
+    waves = 128 + 60 * np.sin(2 * np.pi * x / 20 + phase) + 40 * np.cos(2 * np.pi * (y / 30 + x / 40) + 2 * phase)
+    image = np.round(waves).astype(np.uint8)[..., None]
+    assert 0.75 < seam_score(image) < 1.4
+    assert seam_score(image[:, :70]) > 2.0  # 70 is no multiple of the periods
+
+
+def test_a_soft_edge_lying_on_the_boundary_is_no_seam() -> None:
+    # A tileable texture with a soft bright line whose flank crosses the wrap boundary: the jump
+    # across the boundary is 3x the image's average gradient, but no larger than beside it.
+    field = periodic_field(128, 96, 0).astype(float)
+    x = np.arange(128)
+    position = np.where(x < 64, x, x - 128)  # column 127 is -1: the boundary lies between -1 and 0
+    line = 120 * np.exp(-((position - 1) / 4) ** 2)
+    image = np.clip(np.round(field * 0.5 + line[None, :, None]), 0, 255).astype(np.uint8)
+    assert 0.75 < seam_score(image) < 1.35
+    assert seam_score(np.roll(image, 40, axis=1)[:, :100]) > 2.0  # the same image cut off-period
 
 
 def test_boundary_seam_score_sees_a_pasted_patch() -> None:
