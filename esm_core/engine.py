@@ -8,10 +8,11 @@ import numpy as np
 import torch
 
 from esm_api.jobs import parse_job
-from esm_api.params import NetworkParams, ParamError, SynthesisParams
+from esm_api.params import FillParams, NetworkParams, ParamError, SynthesisParams
 
 from .cache import LRUCache
 from .devices import resolve_device
+from .fill import fill_hole
 from .networks import RandomNetwork
 from .objectives import Matcher
 from .patches import match_exact
@@ -72,6 +73,8 @@ class Engine:
         parsed = parse_job(mode, params, frozenset(images))
         if mode == "texture":
             return [self.synthesize(images["exemplar"], parsed, progress, cancel)]
+        if mode == "fill":
+            return [self.fill(images["image"], images["mask"], parsed, images.get("source"), progress, cancel)]
         raise ParamError(f"mode {mode!r} is not implemented by this engine")
 
     def synthesize(
@@ -83,3 +86,17 @@ class Engine:
     ) -> np.ndarray:
         with torch.inference_mode(False), torch.enable_grad():
             return synthesize_texture(self, exemplar, params, progress, cancel)
+
+    def fill(
+        self,
+        image: np.ndarray,
+        mask: np.ndarray,
+        params: FillParams,
+        source: np.ndarray | None = None,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> np.ndarray:
+        """``image`` with its hole (``mask`` >= 128) filled from the surroundings or from
+        ``source`` (docs/fill.md)."""
+        with torch.inference_mode(False), torch.enable_grad():
+            return fill_hole(self, image, mask, params, source, progress, cancel)

@@ -52,6 +52,21 @@ def min_image_side(layers: Iterable[str], patch: int = 1) -> int:
     return max(layer_scale(name) * patch for name in layers)
 
 
+def receptive_radius(name: str, params: NetworkParams) -> int:
+    """How many image pixels beyond its own ``layer_scale`` cell a feature position of layer
+    ``name`` reads, along each side (each padded 3x3 convolution adds one cell of its level)."""
+    radius = 0
+    layer = _BY_NAME[name]
+    while True:
+        if layer.kernel == 3:
+            radius += params.depth * layer_scale(layer.name)
+        elif params.downsample != "strided":  # pooling, then one 3x3 convolution
+            radius += layer_scale(layer.name)
+        if layer.source == "image":
+            return radius
+        layer = _BY_NAME[layer.source]
+
+
 def _needed(layers: Iterable[str]) -> list[str]:
     """The requested layers and everything they read from, in table order."""
     need: set[str] = set()

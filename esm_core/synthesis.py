@@ -3,7 +3,7 @@ L-BFGS on pixels, optionally tileable."""
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Callable, Hashable, Protocol
+from typing import Any, Callable, Hashable, Mapping, Protocol
 
 import numpy as np
 import torch
@@ -56,9 +56,11 @@ def min_side_for(params: SynthesisParams) -> int:
 
 def style_objective(
     resources: Resources, exemplar: np.ndarray, phase: Phase, params: SynthesisParams,
+    select: Mapping[str, torch.Tensor] | None = None,
 ) -> PatchLoss | GramLoss:
     """The loss that pulls an image towards ``exemplar`` at this phase's scale; the style's
-    features come from the cache when the same exemplar and settings were seen before."""
+    features come from the cache when the same exemplar and settings were seen before.
+    ``select`` (Neural Patches only) restricts the loss to some of the image's patches (fill)."""
     net = resources.network(params.network)
 
     def features() -> dict[str, torch.Tensor]:
@@ -71,8 +73,24 @@ def style_objective(
         grams = resources.cached(key, lambda: {n: gram_matrix(f) for n, f in features().items()})
         return GramLoss(grams, params.style_weight)
     style = resources.cached(key, lambda: {n: StyleLayer.from_features(f) for n, f in features().items()})
-    return PatchLoss(style, params.style_weight, params.variety, circular=params.tileable,
+    return PatchLoss(style, params.style_weight, params.variety, circular=params.tileable, select=select,
                      matcher=resources.matcher(params.matching))
+
+
+KnownPixels = Callable[[Phase], tuple[torch.Tensor, torch.Tensor]]
+
+
+def _free_pixels(
+    pixels: torch.Tensor, known: tuple[torch.Tensor, torch.Tensor] | None,
+) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
+    """(the optimiser's start vector, vector -> image): every pixel, or only the free ones."""
+    shape = pixels.shape
+    if known is None:
+        return pixels.flatten(), lambda flat: flat.view(shape)
+    fixed, free = known
+    index = free.expand(shape).flatten().nonzero().squeeze(1)
+    base = fixed.flatten()
+    return pixels.flatten()[index], lambda flat: base.index_put((index,), flat).view(shape)
 
 
 def run_phases(
@@ -85,36 +103,44 @@ def run_phases(
     circular: bool,
     progress: ProgressCallback | None,
     cancel: CancelToken | None,
+    known: KnownPixels | None = None,
+    initial: Callable[[Phase], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Runs the phases of ``plan``: uniform noise in [0, 255] first, then each phase starts
-    from the previous result, upscaled (bicubic). Returns (1, C, H, W) float pixels."""
+    from the previous result, upscaled (bicubic). Returns (1, C, H, W) float pixels.
+    With ``known`` (fill), ``known(phase)`` gives (pixels, free) at the phase's size: only
+    where the bool (1, 1, H, W) ``free`` is set are pixels optimised; the rest is held at
+    ``pixels``. ``initial(phase)`` replaces the first phase's noise."""
     pixels: torch.Tensor | None = None
     for phase in plan:
         width, height = phase.size
-        if pixels is None:
+        if pixels is None and initial is not None:
+            pixels = initial(phase)
+        elif pixels is None:
             noise = np.random.default_rng(seed).uniform(0.0, 255.0, (1, channels, height, width))
             pixels = torch.from_numpy(noise).to(resources.device, torch.float32)
         else:
             pixels = resize(pixels, width, height, circular=circular).clamp(0, 255)
         loss_of_image = make_loss(phase)
-        shape = pixels.shape
+        start, compose = _free_pixels(pixels, None if known is None else known(phase))
 
         def loss_of(flat: torch.Tensor) -> torch.Tensor:
-            return loss_of_image(flat.view(shape))
+            return loss_of_image(compose(flat))
 
-        def after(step: int, loss: float, x: np.ndarray, phase: Phase = phase, shape: torch.Size = shape) -> None:
+        def after(step: int, loss: float, x: np.ndarray, phase: Phase = phase,
+                  compose: Callable[[torch.Tensor], torch.Tensor] = compose) -> None:
             if cancel is not None:
                 cancel.check()
             if progress is not None:
                 snapshot = x.copy()  # the optimiser may reuse x's buffer before preview() is called
+                image = lambda: compose(torch.from_numpy(snapshot).to(resources.device, torch.float32))  # noqa: E731
                 progress(Progress(phase.index, len(plan), step, iterations, loss,
-                                  preview=lambda: to_uint8(snapshot.reshape(shape))))
+                                  preview=lambda: to_uint8(image())))
 
         if cancel is not None:
             cancel.check()
-        best = minimise_pixels(loss_of, pixels.flatten().double().cpu().numpy(), iterations,
-                               resources.device, after)
-        pixels = torch.from_numpy(best).to(resources.device, torch.float32).view(shape)
+        best = minimise_pixels(loss_of, start.double().cpu().numpy(), iterations, resources.device, after)
+        pixels = compose(torch.from_numpy(best).to(resources.device, torch.float32))
     assert pixels is not None
     return pixels
 
