@@ -22,7 +22,7 @@ import torch
 from esm_api.params import FillParams
 
 from .anchor import AnchorLoss
-from .fillstart import start_image
+from .fillstart import seam_distance, start_image
 from .holes import feature_cells, grow, patch_centres, patches_touching, read_mask, shrink
 from .images import ImageError, check_image, split_alpha
 from .multiscale import Phase, SizeError, plan_phases
@@ -162,8 +162,9 @@ def fill_hole(
     device = resources.device
     area_pixels = to_tensor(area, device)
     digest = (image_digest(area), image_digest(area_hole.astype(np.uint8)))
-    start = to_tensor(start_image(area, area_hole, exemplar, footprint(params), params.tileable, params.seed),
-                      device)
+    start_pixels, pieces = start_image(area, area_hole, exemplar, footprint(params), params.tileable, params.seed)
+    start = to_tensor(start_pixels, device)
+    depth = torch.from_numpy(seam_distance(pieces, params.tileable))[None, None].float()
     net = resources.network(params.network)
 
     def known_pixels(phase: Phase) -> torch.Tensor:
@@ -191,7 +192,9 @@ def fill_hole(
             style = style_objective(resources, exemplar, phase, params, select=select)
         with torch.no_grad():
             held = net(normalise_pixels(initial(phase)), params.layers, circular=params.tileable)
-        anchor = AnchorLoss(held, geometry.free,
+        # seam distances in this phase's pixels (area average, so a shrunken seam stays near 0)
+        phase_depth = torch.nn.functional.adaptive_avg_pool2d(depth, phase.size[::-1])[0, 0].numpy() * phase.factor
+        anchor = AnchorLoss(held, phase_depth, geometry.free,
                             {n: (layer_scale(n), receptive_radius(n, params.network)) for n in params.layers},
                             ANCHOR_RAMP, ANCHOR_WEIGHT * params.style_weight, params.tileable)
         # Smoothness as a mean over the hole, not the whole image: the same balance against

@@ -8,7 +8,7 @@ on a flat, blurred fill. Started from a copy, it only has to remove the seam.
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import label
+from scipy.ndimage import distance_transform_edt, label
 from scipy.signal import correlate
 
 from .holes import grow
@@ -78,13 +78,15 @@ def _halves(part: np.ndarray) -> list[np.ndarray]:
 def start_image(
     image: np.ndarray, hole: np.ndarray, source: np.ndarray | None, ring_width: int, circular: bool,
     seed: int,
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """``image`` (uint8 HxWxC) with ``hole`` replaced by copies of known pixels (or of
     ``source``): each connected part of the hole is copied whole from the placement whose
     ``ring_width``-pixel surroundings match best; a part that fits nowhere is cut in halves,
     filled one after the other (a filled half counts as surroundings for the next). A
-    single pixel that fits nowhere gets a random known (source) pixel."""
+    single pixel that fits nowhere gets a random known (source) pixel. Also returns which
+    copy each pixel came from (int32 HxW, 0 = known), so that the seams are known."""
     rng = np.random.default_rng(seed)
+    pieces = np.zeros(hole.shape, np.int32)
     result = image.astype(np.float64)
     search = result if source is None else source.astype(np.float64)
     usable = ~hole if source is None else np.ones(source.shape[:2], bool)
@@ -104,6 +106,7 @@ def start_image(
         if place is None and len(ys) > 1:
             queue[:0] = _halves(part)
             continue
+        pieces[part] = pieces.max() + 1
         if place is None:
             pool = search[usable]
             result[box][ys, xs] = pool[rng.integers(0, len(pool), len(ys))]
@@ -114,4 +117,20 @@ def start_image(
                 top, left = top % search.shape[0], left % search.shape[1]
             result[box][ys, xs] = search[top, left]
         unknown &= ~part
-    return np.clip(np.round(result), 0, 255).astype(np.uint8)
+    return np.clip(np.round(result), 0, 255).astype(np.uint8), pieces
+
+
+def seam_distance(pieces: np.ndarray, circular: bool) -> np.ndarray:
+    """For each pixel of a copy (``pieces`` > 0): how far (in pixels) it lies from the nearest
+    pixel next to another copy or to a known pixel, i.e. from a seam; 0 on known pixels."""
+    mode = "wrap" if circular else "edge"
+    padded = np.pad(pieces, 1, mode=mode)
+    centre = padded[1:-1, 1:-1]
+    seam = ((centre != padded[:-2, 1:-1]) | (centre != padded[2:, 1:-1])
+            | (centre != padded[1:-1, :-2]) | (centre != padded[1:-1, 2:]))
+    if circular:  # the middle of a 3x3 tiling: distances wrap around
+        height, width = pieces.shape
+        depth = distance_transform_edt(~np.tile(seam, (3, 3)))[height:2 * height, width:2 * width]
+    else:
+        depth = distance_transform_edt(~seam)
+    return np.where(pieces > 0, depth, 0.0)

@@ -1,0 +1,79 @@
+"""esm fill IMAGE --mask MASK -o OUT: fill the masked region with texture that continues
+its surroundings (docs/fill.md)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from esm_api import params as P
+from esm_cli.errors import UserError, user_errors
+from esm_cli.options import add_daemon_options, add_synthesis_options, synthesis_params
+from esm_cli.runner import run_job
+
+if TYPE_CHECKING:
+    import numpy as np
+
+MASK_THRESHOLD = 128  # the engine's: esm_core.holes.THRESHOLD (not imported: it loads torch)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    defaults = P.FillParams()
+    parser = subparsers.add_parser(
+        "fill", help="fill a masked region with texture that continues its surroundings",
+        description="Fill the region of IMAGE that MASK marks (white = fill) with texture that continues "
+                    "the surroundings, or the texture of a --source image. Pixels outside the region are "
+                    "kept bit for bit.")
+    parser.add_argument("image", type=Path, help="image to fill (PNG, JPEG, ...)")
+    parser.add_argument("--mask", type=Path, required=True,
+                        help=f"mask image of the same size: pixels >= {MASK_THRESHOLD} (white) are filled; "
+                             "colour masks count by brightness, transparent pixels as black")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="output image (PNG recommended)")
+    parser.add_argument("--source", type=Path, help="take the texture from this image instead of the surroundings")
+    parser.add_argument("--context", type=int, default=defaults.context, metavar="PX",
+                        help="width of the band around the hole whose texture is continued (default %(default)s)")
+    parser.add_argument("--output-layer", action="store_true",
+                        help="write only the filled pixels, as RGBA with everything else transparent")
+    add_synthesis_options(parser)
+    add_daemon_options(parser)
+    parser.set_defaults(func=run)
+
+
+def mask_channel(mask: np.ndarray) -> np.ndarray:
+    """A mask image as the engine's one channel: grey as is, colour by brightness (BT.601),
+    alpha multiplied in (transparent = not filled)."""
+    import numpy as np
+
+    if mask.shape[2] == 1:
+        return mask
+    value = mask[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    if mask.shape[2] == 4:
+        value *= mask[..., 3] / 255.0
+    return np.clip(np.round(value), 0, 255).astype(np.uint8)[..., None]
+
+
+def fill_params(args: argparse.Namespace) -> P.FillParams:
+    if args.size:
+        raise UserError("fill takes no --size: the result has the size of IMAGE")
+    return P.from_dict(P.FillParams, {**P.to_dict(synthesis_params(args)), "context": args.context,
+                                      "output": "layer" if args.output_layer else "composite"})
+
+
+def run(args: argparse.Namespace) -> int:
+    with user_errors():
+        params = fill_params(args)
+        from esm_core import load_image, save_image
+
+        if not args.output.parent.is_dir():
+            raise UserError(f"{args.output.parent}: output folder does not exist")
+        images = {"image": load_image(args.image), "mask": mask_channel(load_image(args.mask))}
+        if args.source is not None:
+            images["source"] = load_image(args.source)
+        grey = int(((images["mask"] != 0) & (images["mask"] != 255)).sum())
+        if grey:
+            print(f"esm fill: note: {grey} mask pixels are neither black nor white; "
+                  f"those >= {MASK_THRESHOLD} are filled", file=sys.stderr)
+        [result] = run_job(args, "fill", params, images, label="fill")
+        save_image(result, args.output)
+    return 0
