@@ -1,5 +1,5 @@
 """Extreme Style Machines engine: texture synthesis with random, untrained networks."""
-from esm_api.params import NetworkParams, ParamError, SynthesisParams
+from esm_api.params import FillParams, NetworkParams, ParamError, SynthesisParams
 
 from .engine import Engine
 from .evaluate import boundary_seam_score, colour_distance, evaluate, patch_swd, seam_score
@@ -8,7 +8,7 @@ from .multiscale import SizeError
 from .progress import CancelToken, Cancelled, Progress
 
 __all__ = [
-    "CancelToken", "Cancelled", "Engine", "ImageError", "NetworkParams", "ParamError", "Progress",
+    "CancelToken", "Cancelled", "Engine", "FillParams", "ImageError", "NetworkParams", "ParamError", "Progress",
     "SizeError", "SynthesisParams", "load_image", "save_image",
     "boundary_seam_score", "colour_distance", "evaluate", "patch_swd", "seam_score",
 ]
