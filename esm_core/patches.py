@@ -8,13 +8,16 @@ matrix is never held whole: current patches are processed in slices sized to a b
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, TypeVar
 
 import torch
 import torch.nn.functional as F
 
 PATCH = 3
 DEFAULT_BUDGET_BYTES = 256 * 2**20
+MIN_BUDGET_BYTES = 1 << 20
 _EPS = 1e-8
+T = TypeVar("T")
 
 
 def extract_patches(features: torch.Tensor, circular: bool = False) -> torch.Tensor:
@@ -56,3 +59,76 @@ def match_exact(
             scores -= bias
         indices[start:start + rows] = scores.argmax(dim=1)
     return MatchResult(indices, style_best)
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    oom = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+    text = str(error)
+    return isinstance(error, oom) or "out of memory" in text or "can't allocate memory" in text
+
+
+def with_backoff(run: Callable[[int], T], budget_bytes: int = DEFAULT_BUDGET_BYTES) -> T:
+    """``run(budget)``, retried with a quarter of the budget whenever it runs out of memory
+    (CPU or GPU), down to ``MIN_BUDGET_BYTES``."""
+    while True:
+        try:
+            return run(budget_bytes)
+        except RuntimeError as error:
+            if not is_out_of_memory(error) or budget_bytes <= MIN_BUDGET_BYTES:
+                raise
+        budget_bytes = max(MIN_BUDGET_BYTES, budget_bytes // 4)
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def _fold_matches(patches: torch.Tensor, grid: torch.Tensor, weight: torch.Tensor | None,
+                  shape: tuple[int, int], budget_bytes: int) -> torch.Tensor:
+    """(C, rows + 2, cols + 2): the style patches ``patches[grid]`` (times ``weight``) added
+    back where they belong on the feature map, a band of grid rows at a time."""
+    rows, cols = shape
+    channels = patches.shape[1] // (PATCH * PATCH)
+    target = patches.new_zeros(channels, rows + 2, cols + 2)
+    band = max(1, budget_bytes // (8 * cols * patches.shape[1]))
+    for top in range(0, rows, band):
+        bottom = min(rows, top + band)
+        chunk = patches[grid[top * cols:bottom * cols]]
+        if weight is not None:
+            chunk = chunk * weight[top * cols:bottom * cols, None]
+        target[:, top:bottom + 2] += F.fold(chunk.T[None], (bottom - top + 2, cols + 2), PATCH)[0]
+    return target
+
+
+def patch_distance(
+    features: torch.Tensor,
+    patches: torch.Tensor,
+    squared_norms: torch.Tensor,
+    indices: torch.Tensor,
+    circular: bool = False,
+    select: torch.Tensor | None = None,
+    budget_bytes: int = DEFAULT_BUDGET_BYTES,
+) -> torch.Tensor:
+    """The Neural Patches loss of one layer: the mean over the 3x3 patches of ``features``
+    (1, C, H, W; those ``select`` picks) and their values of (patch - patches[match])², where
+    ``indices`` holds each patch's match and ``squared_norms`` the style patches' squared norms.
+    Equal to unfolding the current patches, but computed on the feature map as
+    sum(cover·f²) - 2·sum(f·T) + sum(|t|²), with T the matched style patches folded onto the
+    map and cover the number of patches over each position: no unfolded copy of the current
+    features, and no fold in the backward pass."""
+    if circular:
+        features = F.pad(features, (1, 1, 1, 1), mode="circular")
+    rows, cols = features.shape[-2] - 2, features.shape[-1] - 2
+    with torch.no_grad():
+        grid, weight = indices, None
+        if select is not None:
+            grid = indices.new_zeros(rows * cols)
+            grid[select] = indices
+            weight = features.new_zeros(rows * cols)
+            weight[select] = 1.0
+        target = with_backoff(lambda budget: _fold_matches(patches, grid, weight, (rows, cols), budget),
+                              budget_bytes)
+        ones = features.new_ones(rows * cols) if weight is None else weight
+        cover = F.fold(ones.expand(PATCH * PATCH, -1)[None], (rows + 2, cols + 2), PATCH)[0]
+        constant = squared_norms[indices].sum()
+    current = features[0]
+    value = (cover * current * current).sum() - 2.0 * (target * current).sum() + constant
+    return value / (indices.numel() * patches.shape[1])

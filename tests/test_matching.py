@@ -1,0 +1,210 @@
+"""Fast (approximate) patch matching against the exact reference, the fold-based patch loss,
+memory back-off, and determinism of whole syntheses with ``--matching fast``."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from esm_api.params import MATCHINGS, NetworkParams, ParamError, SynthesisParams
+from esm_core import Engine
+from esm_core.images import load_image
+from esm_core.matching import PatchMatcher, matcher, principal_basis
+from esm_core.networks import RandomNetwork, normalise_pixels
+from esm_core.objectives import PatchLoss, StyleLayer
+from esm_core.patches import (extract_patches, match_exact, normalise_rows, patch_distance, with_backoff)
+from esm_core.resample import resize
+from esm_core.synthesis import to_tensor
+
+DATA = __import__("pathlib").Path(__file__).resolve().parent.parent / "esm_core" / "data"
+LAYERS = ("3_1", "4_1")
+
+
+@pytest.fixture(scope="module")
+def features() -> dict[str, dict[str, torch.Tensor]]:
+    """Features of real textures at small sizes: a style (brick) and two current images
+    (grass, and brick shifted with noise), as the matcher sees them during a synthesis."""
+    net = RandomNetwork(NetworkParams())
+    brick = to_tensor(load_image(DATA / "brick.png"), torch.device("cpu"))
+    grass = to_tensor(load_image(DATA / "grass.png"), torch.device("cpu"))
+    noise = torch.rand(brick.shape, generator=torch.Generator().manual_seed(0)) * 255
+    images = {
+        "style": resize(brick, 96, 96),
+        "grass": resize(grass, 64, 80),
+        "shifted": resize(torch.roll(brick, (41, 17), (2, 3)) * 0.8 + noise * 0.2, 72, 64),
+    }
+    with torch.no_grad():
+        return {name: net(normalise_pixels(image), LAYERS) for name, image in images.items()}
+
+
+def exact_scores(current: torch.Tensor, style: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+    return (current * style[indices]).sum(1)
+
+
+@pytest.mark.parametrize("image", ["grass", "shifted"])
+@pytest.mark.parametrize("layer", LAYERS)
+def test_fast_matches_score_close_to_exact(features, image: str, layer: str) -> None:
+    style = StyleLayer.from_features(features["style"][layer])
+    current_features = features[image][layer]
+    current = normalise_rows(extract_patches(current_features))
+    exact = match_exact(current, style.normalised)
+    state: dict = {}
+    fast = None
+    for _ in range(3):  # a cold search, then warm ones from its matches
+        fast = PatchMatcher().match_features(current_features, style, 0.0, None, False, None, state)
+    assert fast is not None
+    assert fast.indices.shape == exact.indices.shape and fast.indices.dtype == torch.long
+    assert int(fast.indices.min()) >= 0 and int(fast.indices.max()) < style.patches.shape[0]
+    best = exact_scores(current, style.normalised, exact.indices)
+    got = exact_scores(current, style.normalised, fast.indices)
+    random = exact_scores(current, style.normalised,
+                          torch.randint(0, style.patches.shape[0], (len(current),), generator=torch.Generator().manual_seed(1)))
+    gap = float((best - got).mean())
+    assert gap >= 0.0
+    # Within a tenth of what a random choice loses, and within 0.01 correlation on average.
+    assert gap < 0.1 * float((best - random).mean())
+    assert gap < 0.01
+
+
+def test_fast_style_best_is_close_to_exact(features) -> None:
+    style = StyleLayer.from_features(features["style"]["3_1"])
+    current_features = features["grass"]["3_1"]
+    current = normalise_rows(extract_patches(current_features))
+    exact = match_exact(current, style.normalised, 0.1, torch.zeros(style.patches.shape[0]))
+    state: dict = {}
+    for _ in range(3):
+        fast = PatchMatcher().match_features(current_features, style, 0.1, exact.style_best, False, None, state)
+    # estimated in the projected space: at most the exact value, and close to it
+    difference = exact.style_best - fast.style_best
+    assert float(difference.mean()) < 0.02
+    assert float(np.corrcoef(exact.style_best.numpy(), fast.style_best.numpy())[0, 1]) > 0.8
+
+
+def test_dropped_style_patches_are_never_chosen_and_select_picks_patches(features) -> None:
+    style_features = features["style"]["3_1"]
+    rows, cols = style_features.shape[-2] - 2, style_features.shape[-1] - 2
+    keep = torch.zeros(rows, cols, dtype=torch.bool)
+    keep[:, : cols // 2] = True  # only the left half of the exemplar
+    style = StyleLayer.from_features(style_features, keep.flatten())
+    current_features = features["shifted"]["3_1"]
+    count = (current_features.shape[-2] - 2) * (current_features.shape[-1] - 2)
+    select = torch.arange(count) % 3 == 0
+    result = PatchMatcher().match_features(current_features, style, 0.1, None, False, select, {})
+    assert result.indices.shape == (int(select.sum()),)
+    assert int(result.indices.max()) < style.patches.shape[0]  # indices into the kept patches
+    assert result.style_best.shape == (style.patches.shape[0],)
+    current = normalise_rows(extract_patches(current_features))[select]
+    best = exact_scores(current, style.normalised, match_exact(current, style.normalised).indices)
+    assert float((best - exact_scores(current, style.normalised, result.indices)).mean()) < 0.02
+
+
+def test_circular_matching_covers_every_position(features) -> None:
+    style = StyleLayer.from_features(features["style"]["4_1"])
+    current_features = features["grass"]["4_1"]
+    result = PatchMatcher().match_features(current_features, style, 0.0, None, True, None, {})
+    assert result.indices.shape == (current_features.shape[-2] * current_features.shape[-1],)
+    current = normalise_rows(extract_patches(current_features, circular=True))
+    best = exact_scores(current, style.normalised, match_exact(current, style.normalised).indices)
+    assert float((best - exact_scores(current, style.normalised, result.indices)).mean()) < 0.02
+
+
+def test_flat_fallback_is_close_to_exact(features) -> None:
+    style = StyleLayer.from_features(features["style"]["3_1"])
+    current = normalise_rows(extract_patches(features["grass"]["3_1"]))
+    result = PatchMatcher()(current, style.normalised)
+    best = exact_scores(current, style.normalised, match_exact(current, style.normalised).indices)
+    assert float((best - exact_scores(current, style.normalised, result.indices)).mean()) < 0.005
+
+
+def test_principal_basis_is_orthonormal_and_captures_most_energy(features) -> None:
+    patches = StyleLayer.from_features(features["style"]["3_1"]).normalised
+    basis = principal_basis(patches, 32)
+    assert torch.allclose(basis.T @ basis, torch.eye(32), atol=1e-4)
+    kept = float((patches @ basis).pow(2).sum() / patches.pow(2).sum())
+    assert kept > 0.95
+    assert torch.equal(basis, principal_basis(patches, 32))  # deterministic
+
+
+@pytest.mark.parametrize("circular", [False, True])
+@pytest.mark.parametrize("selected", [False, True])
+def test_patch_distance_equals_the_unfolded_loss(circular: bool, selected: bool) -> None:
+    generator = torch.Generator().manual_seed(2)
+    style = StyleLayer.from_features(torch.rand(1, 5, 9, 8, generator=generator))
+    features = torch.rand(1, 5, 10, 7, generator=generator)
+    count = extract_patches(features, circular).shape[0]
+    select = torch.rand(count, generator=generator) > 0.4 if selected else None
+    chosen = int(select.sum()) if selected else count
+    indices = torch.randint(0, style.patches.shape[0], (chosen,), generator=generator)
+
+    reference_input = features.clone().requires_grad_(True)
+    unfolded = extract_patches(reference_input, circular)
+    unfolded = unfolded if select is None else unfolded[select]
+    reference = torch.mean((unfolded - style.patches[indices]) ** 2)
+    reference.backward()
+
+    folded_input = features.clone().requires_grad_(True)
+    value = patch_distance(folded_input, style.patches, style.squared_norms, indices, circular, select,
+                           budget_bytes=256)  # a small budget: several bands of rows
+    value.backward()
+    assert float(value) == pytest.approx(float(reference), rel=1e-5)
+    assert torch.allclose(folded_input.grad, reference_input.grad, rtol=1e-4, atol=1e-9)
+
+
+def test_backoff_retries_with_smaller_budgets_only_on_out_of_memory() -> None:
+    seen: list[int] = []
+
+    def run(budget: int) -> int:
+        seen.append(budget)
+        if budget > 4 << 20:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return budget
+
+    assert with_backoff(run, 64 << 20) == 4 << 20
+    assert seen == [64 << 20, 16 << 20, 4 << 20]
+
+    def broken(budget: int) -> int:
+        raise RuntimeError("shape mismatch")
+
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        with_backoff(broken)
+
+    def always(budget: int) -> int:
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory")
+
+    with pytest.raises(RuntimeError, match="allocate"):
+        with_backoff(always, 8 << 20)
+
+
+def test_patch_loss_with_fast_matcher_keeps_state_and_fills_history(features) -> None:
+    style = {name: StyleLayer.from_features(features["style"][name]) for name in LAYERS}
+    loss = PatchLoss(style, 1.0, variety=0.1, matcher=matcher("fast"))
+    current = {name: features["grass"][name].clone().requires_grad_(True) for name in LAYERS}
+    first = loss(current)
+    first.backward()
+    assert set(loss.states) == set(LAYERS) and all("forward" in s for s in loss.states.values())
+    assert all(torch.isfinite(h).all() for h in loss.history.values())
+    second = loss(current)
+    exact = PatchLoss(style, 1.0, variety=0.1, matcher=matcher("exact"))(current)
+    assert float(second) <= float(first) + 1e-6  # warm start: the matches only get better
+    assert float(second) == pytest.approx(float(exact), rel=0.05)
+
+
+def test_matching_names() -> None:
+    assert set(MATCHINGS) == {"exact", "fast"}
+    assert hasattr(Engine("cpu").matcher("fast"), "match_features")
+    SynthesisParams(matching="fast").validate()
+    with pytest.raises(ParamError, match="matching"):
+        SynthesisParams(matching="nearest").validate()
+    with pytest.raises(ValueError):
+        matcher("nearest")
+
+
+def test_fast_synthesis_is_deterministic_per_seed() -> None:
+    exemplar = load_image(DATA / "grass.png")[:96, :96]
+    params = SynthesisParams(width=48, height=40, phases=2, iterations=4, seed=5, matching="fast")
+    first = Engine("cpu").synthesize(exemplar, params)
+    second = Engine("cpu").synthesize(exemplar, params)
+    other = Engine("cpu").synthesize(exemplar, SynthesisParams(**{**params.__dict__, "seed": 6}))
+    assert first.shape == (40, 48, 1)
+    assert np.array_equal(first, second)
+    assert not np.array_equal(first, other)
