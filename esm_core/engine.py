@@ -8,16 +8,17 @@ import numpy as np
 import torch
 
 from esm_api.jobs import parse_job
-from esm_api.params import FillParams, NetworkParams, ParamError, SynthesisParams
+from esm_api.params import FillParams, NetworkParams, ParamError, SynthesisParams, VariantParams
 
 from .cache import LRUCache
 from .devices import resolve_device
 from .fill import fill_hole
 from .networks import RandomNetwork
-from .objectives import Matcher
-from .patches import match_exact
+from . import matching
+from .matching import Matcher
 from .progress import CancelToken, ProgressCallback
 from .synthesis import synthesize_texture
+from .variants import synthesize_variants
 
 DEFAULT_CACHE_BYTES = 1 << 30
 
@@ -50,7 +51,7 @@ class Engine:
         return self._features.get_or_create((key, str(self.device)), create)
 
     def matcher(self, name: str) -> Matcher:
-        return match_exact
+        return matching.matcher(name)
 
     def cache_info(self) -> dict[str, dict[str, int]]:
         return {"networks": self._networks.info(), "style_features": self._features.info()}
@@ -75,6 +76,8 @@ class Engine:
             return [self.synthesize(images["exemplar"], parsed, progress, cancel)]
         if mode == "fill":
             return [self.fill(images["image"], images["mask"], parsed, images.get("source"), progress, cancel)]
+        if mode == "variants":
+            return self.variants(images["style"], parsed, images.get("content"), progress, cancel)
         raise ParamError(f"mode {mode!r} is not implemented by this engine")
 
     def synthesize(
@@ -100,3 +103,17 @@ class Engine:
         ``source`` (docs/fill.md)."""
         with torch.inference_mode(False), torch.enable_grad():
             return fill_hole(self, image, mask, params, source, progress, cancel)
+
+    def variants(
+        self,
+        style: np.ndarray,
+        params: VariantParams,
+        content: np.ndarray | None = None,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> list[np.ndarray]:
+        """Style variants, fantasy styles or style transfer from randomised Gram matrices:
+        ``params.count`` images (plus the original style's first when ``params.original``),
+        in the order of ``esm_core.variants.image_seeds(params)`` (docs/variants.md)."""
+        with torch.inference_mode(False), torch.enable_grad():
+            return synthesize_variants(self, style, params, content, progress, cancel)

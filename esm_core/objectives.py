@@ -1,12 +1,13 @@
 """Loss terms on network features and pixels: Neural Patches, Gram matrices, smoothness."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Callable, Mapping
 
 import torch
 
-from .patches import MatchResult, extract_patches, match_exact, normalise_rows
+from .patches import MatchResult, extract_patches, match_exact, normalise_rows, patch_distance
 
 Matcher = Callable[..., MatchResult]
 
@@ -17,16 +18,26 @@ class StyleLayer:
 
     patches: torch.Tensor
     normalised: torch.Tensor
+    grid: tuple[int, int] | None = None  # the full patch grid (rows, columns) of the features
+    positions: torch.Tensor | None = None  # each patch's row-major place in ``grid`` (None: all, in order)
+    index: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)  # matchers' search data
 
     @classmethod
     def from_features(cls, features: torch.Tensor, keep: torch.Tensor | None = None) -> "StyleLayer":
         """``keep`` (bool, one entry per patch) drops patches, e.g. those overlapping a hole."""
         patches = extract_patches(features)
+        positions = None
         if keep is not None:
             patches = patches[keep]
+            positions = keep.nonzero()[:, 0] if keep.dtype == torch.bool else keep
         if patches.shape[0] == 0:
             raise ValueError("no style patches left at this layer: the exemplar is too small")
-        return cls(patches, normalise_rows(patches))
+        grid = (features.shape[-2] - 2, features.shape[-1] - 2)
+        return cls(patches, normalise_rows(patches), grid, positions)
+
+    @cached_property
+    def squared_norms(self) -> torch.Tensor:
+        return self.patches.pow(2).sum(1)
 
     @property
     def nbytes(self) -> int:
@@ -37,7 +48,9 @@ class PatchLoss:
     """Mean squared distance between every current 3x3 feature patch and its best-matching
     style patch, averaged over layers and times ``weight``. Matches are recomputed at every
     call; ``variety`` keeps each style patch's best score of the previous call as a penalty
-    (the first call warms that history up by matching twice)."""
+    (the first call warms that history up by matching twice). A matcher with
+    ``match_features`` (esm_core.matching.FeatureMatcher) searches on the feature maps and
+    keeps per-layer state in ``states``; any other is called on the normalised patches."""
 
     def __init__(
         self,
@@ -56,17 +69,31 @@ class PatchLoss:
         self.matcher = matcher
         self.history: dict[str, torch.Tensor] = {}
         self.last_matches: dict[str, torch.Tensor] = {}
+        self.states: dict[str, dict[str, Any]] = {}
 
     @property
     def layers(self) -> list[str]:
         return list(self.style)
 
-    def _match(self, name: str, current: torch.Tensor) -> torch.Tensor:
+    def _match(self, name: str, features: torch.Tensor) -> torch.Tensor:
         layer = self.style[name]
+        select = self.select.get(name)
+        search = getattr(self.matcher, "match_features", None)
+        if search is not None and layer.grid is not None:
+            state = self.states.setdefault(name, {})
+
+            def run() -> MatchResult:
+                return search(features, layer, self.variety, self.history.get(name), self.circular, select, state)
+        else:
+            current = extract_patches(features, self.circular)
+            current = normalise_rows(current if select is None else current[select])
+
+            def run() -> MatchResult:
+                return self.matcher(current, layer.normalised, self.variety, self.history.get(name))
         rounds = 2 if (self.variety and name not in self.history) else 1
         result = None
         for _ in range(rounds):
-            result = self.matcher(current, layer.normalised, self.variety, self.history.get(name))
+            result = run()
             self.history[name] = result.style_best
         assert result is not None
         self.last_matches[name] = result.indices
@@ -75,25 +102,29 @@ class PatchLoss:
     def __call__(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
         total = features[self.layers[0]].new_zeros(())
         for name, layer in self.style.items():
-            current = extract_patches(features[name], self.circular)
-            if name in self.select:
-                current = current[self.select[name]]
             with torch.no_grad():
-                indices = self._match(name, normalise_rows(current))
-            total = total + torch.mean((current - layer.patches[indices]) ** 2)
+                indices = self._match(name, features[name].detach())
+            total = total + patch_distance(features[name], layer.patches, layer.squared_norms, indices,
+                                           self.circular, self.select.get(name))
         return total * (self.weight / len(self.style))
 
 
+def gram_matrices(features: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) -> (N, C, C), one per image, normalised by the number of positions so
+    that the Gram of a texture does not depend on its size."""
+    flat = features.flatten(2)
+    return flat @ flat.transpose(1, 2) / flat.shape[2]
+
+
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
-    """(1, C, H, W) -> (C, C), normalised by the number of positions so that the Gram of a
-    texture does not depend on its size."""
-    flat = features.reshape(features.shape[1], -1)
-    return flat @ flat.T / flat.shape[1]
+    """(1, C, H, W) -> (C, C)."""
+    return gram_matrices(features)[0]
 
 
 class GramLoss:
     """Squared Frobenius distance between Gram matrices, normalised by C², averaged over
-    layers, times ``weight`` (Gatys et al.; random networks: Ustyuzhaninov et al.)."""
+    layers, times ``weight`` (Gatys et al.; random networks: Ustyuzhaninov et al.). A target
+    is (C, C), shared by a batch, or (N, C, C), one per image."""
 
     def __init__(self, targets: Mapping[str, torch.Tensor], weight: float) -> None:
         self.targets = dict(targets)
@@ -103,11 +134,32 @@ class GramLoss:
     def layers(self) -> list[str]:
         return list(self.targets)
 
-    def __call__(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        total = features[self.layers[0]].new_zeros(())
+    def per_image(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """(N,) losses of a batch of N images."""
+        total = features[self.layers[0]].new_zeros(features[self.layers[0]].shape[0])
         for name, target in self.targets.items():
-            total = total + torch.mean((gram_matrix(features[name]) - target) ** 2)
+            total = total + ((gram_matrices(features[name]) - target) ** 2).mean(dim=(1, 2))
         return total * (self.weight / len(self.targets))
+
+    def __call__(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return self.per_image(features).sum()
+
+
+class ContentLoss:
+    """Mean squared difference between one layer's features and the content image's
+    (Gatys et al.'s content loss), times ``weight``."""
+
+    def __init__(self, layer: str, target: torch.Tensor, weight: float) -> None:
+        self.layer = layer
+        self.target = target
+        self.weight = weight
+
+    def per_image(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """(N,) losses of a batch of N images, each against the one (1, C, H, W) target."""
+        return ((features[self.layer] - self.target) ** 2).mean(dim=(1, 2, 3)) * self.weight
+
+    def __call__(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return self.per_image(features).sum()
 
 
 def total_variation(pixels: torch.Tensor, circular: bool = False) -> torch.Tensor:

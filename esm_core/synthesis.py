@@ -3,7 +3,7 @@ L-BFGS on pixels, optionally tileable."""
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Callable, Hashable, Mapping, Protocol
+from typing import Any, Callable, Hashable, Mapping, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -43,10 +43,10 @@ def to_tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 def to_uint8(pixels: np.ndarray | torch.Tensor) -> np.ndarray:
-    """float (C, H, W) or (1, C, H, W) in [0, 255] -> uint8 (H, W, C)."""
+    """float (C, H, W) or (N, C, H, W) in [0, 255] -> uint8 (H, W, C) of the first image."""
     if isinstance(pixels, torch.Tensor):
         pixels = pixels.detach().to("cpu").numpy()
-    pixels = pixels.reshape(pixels.shape[-3:])
+    pixels = pixels.reshape(-1, *pixels.shape[-3:])[0]
     return np.clip(np.round(pixels), 0, 255).astype(np.uint8).transpose(1, 2, 0).copy()
 
 
@@ -97,7 +97,7 @@ def run_phases(
     resources: Resources,
     plan: list[Phase],
     channels: int,
-    seed: int,
+    seed: int | Sequence[int],
     make_loss: Callable[[Phase], Callable[[torch.Tensor], torch.Tensor]],
     iterations: int,
     circular: bool,
@@ -105,19 +105,22 @@ def run_phases(
     cancel: CancelToken | None,
     known: KnownPixels | None = None,
     initial: Callable[[Phase], torch.Tensor] | None = None,
+    minimise: Callable[..., np.ndarray] = minimise_pixels,
 ) -> torch.Tensor:
     """Runs the phases of ``plan``: uniform noise in [0, 255] first, then each phase starts
     from the previous result, upscaled (bicubic). Returns (1, C, H, W) float pixels.
     With ``known`` (fill), ``known(phase)`` gives (pixels, free) at the phase's size: only
     where the bool (1, 1, H, W) ``free`` is set are pixels optimised; the rest is held at
-    ``pixels``. ``initial(phase)`` replaces the first phase's noise."""
+    ``pixels``. ``initial(phase)`` replaces the first phase's noise. A sequence of seeds optimises a batch, one noise image per seed, with
+    ``minimise`` (e.g. esm_core.lockstep.minimise_lockstep); the result is (N, C, H, W)."""
     pixels: torch.Tensor | None = None
     for phase in plan:
         width, height = phase.size
         if pixels is None and initial is not None:
             pixels = initial(phase)
         elif pixels is None:
-            noise = np.random.default_rng(seed).uniform(0.0, 255.0, (1, channels, height, width))
+            noise = np.concatenate([np.random.default_rng(s).uniform(0.0, 255.0, (1, channels, height, width))
+                                    for s in ([seed] if isinstance(seed, int) else seed)])
             pixels = torch.from_numpy(noise).to(resources.device, torch.float32)
         else:
             pixels = resize(pixels, width, height, circular=circular).clamp(0, 255)
@@ -139,7 +142,7 @@ def run_phases(
 
         if cancel is not None:
             cancel.check()
-        best = minimise_pixels(loss_of, start.double().cpu().numpy(), iterations, resources.device, after)
+        best = minimise(loss_of, start.double().cpu().numpy(), iterations, resources.device, after)
         pixels = compose(torch.from_numpy(best).to(resources.device, torch.float32))
     assert pixels is not None
     return pixels

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from .params import FillParams, ParamError, SynthesisParams, from_dict
+from .params import FillParams, ParamError, SynthesisParams, VariantParams, from_dict
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,7 @@ class ModeSpec:
 MODES: dict[str, ModeSpec] = {
     "texture": ModeSpec(SynthesisParams, ("exemplar",)),
     "fill": ModeSpec(FillParams, ("image", "mask"), ("source",)),
+    "variants": ModeSpec(VariantParams, ("style",), ("content",)),
 }
 
 

@@ -17,7 +17,7 @@ ACTIVATIONS = ("elu", "relu", "lrelu")
 DOWNSAMPLES = ("strided", "avg", "max")
 INITS = ("glorot", "orthogonal")
 LOSSES = ("patches", "gram")
-MATCHINGS = ("exact",)
+MATCHINGS = ("exact", "fast")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 # Layer names follow the reference table: "<block>_<index>", e.g. "3_1" is conv3_1.
 LAYER_NAMES = ("1_1", "1_2", "2_1", "2_2", "3_1", "3_2", "3_3", "4_1", "4_2", "4_3")
@@ -192,3 +192,68 @@ class FillParams(SynthesisParams):
         _integer("context", self.context, 1, MAX_SIDE)
         _choice("output", self.output, FILL_OUTPUTS)
         _require(self.loss == "patches", "fill needs loss=patches: the Gram loss cannot be limited to the hole")
+
+
+VARIANT_MODES = ("variant", "fantasy", "none")
+LEVELS = ("auto", "on", "off")
+VARIANT_INITS = ("content", "noise")
+MAX_VARIANTS = 64
+
+
+@dataclass(frozen=True)
+class VariantParams:
+    """Style variants, fantasy styles and style transfer from randomised Gram matrices
+    (``esm variants``, mode "variants"; docs/variants.md). Image i of ``count`` has the seed
+    ``seed + i``, which draws its randomised Gram targets and its starting noise."""
+
+    mode: str = "variant"
+    count: int = 4
+    seed: int = 0
+    low: float = 0.1  # variant: each eigenvector element times a factor from U[low, high]
+    high: float = 1.9
+    layers: tuple[str, ...] = ("3_2",)  # the randomised Gram layer(s); one conv3_x layer worked best
+    base_layers: tuple[str, ...] = ("1_1",)  # Gram layers kept as the style's (colour, fine grain)
+    original: bool = False  # also return the unrandomised style's synthesis, first
+    levels: str = "auto"  # per-channel percentile stretch; auto = on for fantasy only
+    level_clip: float = 0.5  # percent of each channel clipped at either end
+    width: int | None = None  # None: the content's size, else the style's
+    height: int | None = None
+    tileable: bool = False
+    phases: int = 3
+    iterations: int = 30
+    style_weight: float = 1e6
+    smoothness: float = 0.1
+    content_weight: float = 1.0
+    content_layer: str = "4_2"
+    init: str = "content"  # style transfer starts from the content image or from noise
+    batch: int = 8  # images optimised together (one network pass per step); lower it to save memory
+    network: NetworkParams = field(default_factory=NetworkParams)
+
+    def validate(self) -> None:
+        _choice("mode", self.mode, VARIANT_MODES)
+        _integer("count", self.count, 1, MAX_VARIANTS)
+        _integer("seed", self.seed, 0, 2**32 - self.count)
+        _finite("low", self.low, 0)
+        _finite("high", self.high, self.low)
+        _require(isinstance(self.layers, tuple) and len(self.layers) > 0, "layers must name at least one layer")
+        _require(isinstance(self.base_layers, tuple), "base layers must be a list of layers")
+        for name in self.layers + self.base_layers:
+            _choice("layer", name, LAYER_NAMES)
+        _require(not set(self.layers) & set(self.base_layers), "a layer cannot be both randomised and a base layer")
+        _require(isinstance(self.original, bool), "original must be true or false")
+        _choice("levels", self.levels, LEVELS)
+        _finite("level clip", self.level_clip, 0, 49)
+        for name in ("width", "height"):
+            value = getattr(self, name)
+            if value is not None:
+                _integer(name, value, 1, MAX_SIDE)
+        _require(isinstance(self.tileable, bool), "tileable must be true or false")
+        _integer("phases", self.phases, 1, 8)
+        _integer("iterations", self.iterations, 1, 10_000)
+        _finite("style weight", self.style_weight, 0)
+        _finite("smoothness", self.smoothness, 0)
+        _finite("content weight", self.content_weight, 0)
+        _choice("content layer", self.content_layer, LAYER_NAMES)
+        _choice("init", self.init, VARIANT_INITS)
+        _integer("batch", self.batch, 1, MAX_VARIANTS)
+        self.network.validate()
