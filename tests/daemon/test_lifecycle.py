@@ -105,7 +105,7 @@ def test_client_killed_mid_job_gets_its_job_cancelled(daemon: Any, exemplar: Any
         "from esm_api.client import Client\n"
         "from esm_api.protocol import RawImage\n"
         f"client = Client({daemon.endpoint!r})\n"
-        f"job = client.submit('texture', {endless!r}, {{'exemplar': RawImage(32, 32, 1, bytes(1024))}})\n"
+        f"job = client.submit('texture', {endless!r}, {{'exemplar': RawImage(32, 32, 1, {exemplar.data!r})}})\n"
         "job.poll(timeout_ms=60000)\n"
         "print(job.id, flush=True)\n"
         "while True:\n"
