@@ -13,7 +13,7 @@ from typing import Sequence
 from esm_cli.errors import UserError
 
 # Sub-command modules; each has register(subparsers) which sets ``func`` on its parser.
-COMMANDS = ("synth", "fill", "install_plugin", "daemon", "eval", "grid")
+COMMANDS = ("synth", "fill", "install_plugin", "daemon", "eval", "grid", "variants")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -24,7 +24,6 @@ def _layers(text: str) -> tuple[str, ...]:
 
 def add_synthesis_options(parser: argparse.ArgumentParser) -> None:
     d = P.SynthesisParams()
-    n = P.NetworkParams()
     g = parser.add_argument_group("synthesis (defaults: the blog's settings)")
     g.add_argument("--size", type=_size, metavar="WxH", help="output size (default: the exemplar's)")
     g.add_argument("--tileable", action="store_true", help="make the output tile seamlessly")
@@ -42,6 +41,12 @@ def add_synthesis_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--loss", choices=P.LOSSES, default=d.loss, help="default %(default)s")
     g.add_argument("--matching", choices=P.MATCHINGS, default=d.matching,
                    help="patch nearest-neighbour search (default %(default)s)")
+    add_engine_options(parser)
+
+
+def add_engine_options(parser: argparse.ArgumentParser) -> None:
+    """The random network's flags, --device and --quiet (every command that runs the engine)."""
+    n = P.NetworkParams()
     g = parser.add_argument_group("random network")
     g.add_argument("--activation", choices=P.ACTIVATIONS, default=n.activation, help="default %(default)s")
     g.add_argument("--downsample", choices=P.DOWNSAMPLES, default=n.downsample, help="default %(default)s")
@@ -67,10 +72,14 @@ def add_daemon_options(parser: argparse.ArgumentParser) -> None:
                         "--device applies only to in-process runs")
 
 
+def network_params(args: argparse.Namespace) -> P.NetworkParams:
+    return P.NetworkParams(activation=args.activation, downsample=args.downsample, units=args.units,
+                           depth=args.depth, init=args.init, seed=args.network_seed)
+
+
 def synthesis_params(args: argparse.Namespace) -> P.SynthesisParams:
     width, height = args.size if args.size else (None, None)
-    network = P.NetworkParams(activation=args.activation, downsample=args.downsample, units=args.units,
-                              depth=args.depth, init=args.init, seed=args.network_seed)
+    network = network_params(args)
     params = P.SynthesisParams(
         width=width, height=height, tileable=args.tileable, seed=args.seed, phases=args.phases,
         iterations=args.iterations, style_weight=args.style_weight, variety=args.variety,
