@@ -1,5 +1,5 @@
 """Texture synthesis with the blog's settings (4 phases x 10 iterations, style weight 100,
-variety 0.1, smoothness 0.1, exact matching) at 256x256 and 512x512 output: wall time, peak
+variety 0.1, smoothness 0.1; exact matching unless --matching says otherwise) at 256x256 and 512x512 output: wall time, peak
 memory and the `esm eval` scores, one table.
 
 Exemplars: the central 256x256 crop of a few files from /work/shared/textures (the bundled
@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from esm_api.params import MATCHINGS
+
 ROOT = Path(__file__).resolve().parents[1]
 TEXTURES = Path("/work/shared/textures")
 DEFAULT_EXEMPLARS = ("lo_fence.png", "lo_coffee_beans.png", "skimage_grass.png")
@@ -49,7 +51,8 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
 
     exemplar = central_crop(load_image(spec["exemplar"]), CROP)
     engine = Engine(spec["device"])
-    params = SynthesisParams(width=spec["size"], height=spec["size"], seed=spec["seed"], tileable=spec["tileable"])
+    params = SynthesisParams(width=spec["size"], height=spec["size"], seed=spec["seed"], tileable=spec["tileable"],
+                             matching=spec["matching"])
     cuda = engine.device.type == "cuda"
     if cuda:
         torch.cuda.reset_peak_memory_stats()
@@ -93,6 +96,7 @@ def main() -> None:
     parser.add_argument("--exemplars", nargs="+", help=f"files, or names in {TEXTURES}")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--matching", default="exact", choices=MATCHINGS)
     parser.add_argument("--tileable", action="store_true", help="tileable output; adds the seam score")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -100,7 +104,7 @@ def main() -> None:
         print(json.dumps(child(json.loads(args.child))))
         return
 
-    print(f"# bench_synth: blog settings (4 phases x 10 iterations, exact matching), exemplars = central "
+    print(f"# bench_synth: blog settings (4 phases x 10 iterations, {args.matching} matching), exemplars = central "
           f"{CROP}x{CROP} crops; {platform.node()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} at start")
     header = (f"{'exemplar':24s} {'size':>4s} {'seed':>4s} {'device':>6s} {'thr':>3s} {'time s':>8s} "
               f"{'rss base':>8s} {'rss peak':>8s} {'gpu peak':>8s} {'patch_swd':>9s} {'reference':>9s} "
@@ -111,7 +115,7 @@ def main() -> None:
         for path in exemplar_paths(args.exemplars):
             for seed in args.seeds:
                 spec = {"exemplar": str(path), "size": size, "seed": seed, "device": args.device,
-                        "tileable": args.tileable}
+                        "tileable": args.tileable, "matching": args.matching}
                 figures = run_child(spec)
                 rows.append((size, figures))
                 s = figures["scores"]
