@@ -10,6 +10,8 @@ ratios and medians.
 
     .venv/bin/python bench/bench_speed.py                 # 256, 512, 1024
     .venv/bin/python bench/bench_speed.py --sizes 256 512 --seeds 0 1
+    .venv/bin/python bench/bench_speed.py --sizes 1024 --exact-up-to 512   # fast only at 1024
+    .venv/bin/python bench/bench_speed.py --table a.json b.json   # one table from earlier --json files
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from typing import Any
 TEXTURES = Path("/work/shared/textures")
 DEFAULT_EXEMPLARS = ("lo_fence.png", "lo_coffee_beans.png", "krita_crackle.png", "skimage_grass.png")
 MATCHINGS = ("exact", "fast")
+BLOG = {"phases": 4, "iterations": 10, "style_weight": 100.0, "variety": 0.1, "smoothness": 0.1}
 
 
 def child(spec: dict[str, Any]) -> dict[str, Any]:
@@ -71,7 +74,8 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     plain = engine.matcher
     engine.matcher = lambda name: Timed(plain(name))  # type: ignore[method-assign]
     exemplar = load_image(spec["exemplar"])
-    params = SynthesisParams(width=spec["size"], height=spec["size"], seed=spec["seed"], matching=spec["matching"])
+    params = SynthesisParams(width=spec["size"], height=spec["size"], seed=spec["seed"], matching=spec["matching"],
+                             **BLOG)
     if device.type == "cuda" and spec["warmup"]:
         engine.synthesize(exemplar, params)
         spent[0] = 0.0
@@ -127,13 +131,20 @@ def main() -> None:
     parser.add_argument("--large", type=int, default=1,
                         help="runs (exemplar x seed pairs) at sizes above 512, to bound the exact runs' time "
                              "(default %(default)s)")
+    parser.add_argument("--exact-up-to", type=int, default=None, metavar="SIDE",
+                        help="run exact matching only at sizes up to SIDE (default: at every size)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     parser.add_argument("--json", type=Path, help="also write every run's figures here")
+    parser.add_argument("--table", type=Path, nargs="+", metavar="JSON",
+                        help="only print the table of runs saved earlier with --json")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(json.loads(args.child))))
+        return
+    if args.table:
+        print_table([run for path in args.table for run in json.loads(path.read_text())])
         return
 
     exemplars = args.exemplars or default_exemplars(args.count)
@@ -145,6 +156,8 @@ def main() -> None:
             pairs = pairs[:args.large]
         for number, (exemplar, seed) in enumerate(pairs):
             order = MATCHINGS if number % 2 == 0 else MATCHINGS[::-1]
+            if args.exact_up_to is not None and size > args.exact_up_to:
+                order = ("fast",)
             for matching in order:
                 spec = {"exemplar": str(exemplar), "size": size, "seed": seed, "matching": matching,
                         "device": args.device, "threads": args.threads, "warmup": True}
@@ -168,17 +181,17 @@ def print_table(runs: list[dict[str, Any]]) -> None:
     rows = []
     for size in sorted({r["size"] for r in runs}):
         exact, fast = pick(size, "exact"), pick(size, "fast")
-        median = lambda rs, key: statistics.median(r[key] for r in rs)  # noqa: E731
-        mean = lambda rs, key: statistics.fmean(r[key] for r in rs)  # noqa: E731
-        ratio = lambda key: statistics.fmean(f[key] / e[key] for e, f in zip(exact, fast))  # noqa: E731
-        speed = statistics.median(e["wall"] / f["wall"] for e, f in zip(exact, fast))
-        share = lambda rs: 100 * sum(r["match_s"] for r in rs) / sum(r["wall"] for r in rs)  # noqa: E731
-        rows.append((str(size), str(len(exact)), f"{median(exact, 'wall'):.1f}", f"{median(fast, 'wall'):.1f}",
-                     f"{speed:.1f}x", f"{max(r['peak'] for r in exact) / 2**30:.2f}",
-                     f"{max(r['peak'] for r in fast) / 2**30:.2f}", f"{share(exact):.0f}/{share(fast):.0f}",
-                     f"{mean(exact, 'swd'):.4f}/{mean(fast, 'swd'):.4f}",
-                     f"{mean(exact, 'colour'):.2f}/{mean(fast, 'colour'):.2f}",
-                     f"{ratio('swd'):.3f}", f"{ratio('colour'):.3f}"))
+        median = lambda rs, key: f"{statistics.median(r[key] for r in rs):.1f}" if rs else "-"  # noqa: E731
+        mean = lambda rs, key, digits: f"{statistics.fmean(r[key] for r in rs):.{digits}f}" if rs else "-"  # noqa: E731
+        peak = lambda rs: f"{max(r['peak'] for r in rs) / 2**30:.2f}" if rs else "-"  # noqa: E731
+        share = lambda rs: f"{100 * sum(r['match_s'] for r in rs) / sum(r['wall'] for r in rs):.0f}" if rs else "-"  # noqa: E731
+        paired = list(zip(exact, fast))
+        ratio = lambda key: f"{statistics.fmean(f[key] / e[key] for e, f in paired):.3f}" if paired else "-"  # noqa: E731
+        speed = f"{statistics.median(e['wall'] / f['wall'] for e, f in paired):.1f}x" if paired else "-"
+        rows.append((str(size), str(max(len(exact), len(fast))), median(exact, "wall"), median(fast, "wall"), speed,
+                     peak(exact), peak(fast), f"{share(exact)}/{share(fast)}",
+                     f"{mean(exact, 'swd', 4)}/{mean(fast, 'swd', 4)}",
+                     f"{mean(exact, 'colour', 2)}/{mean(fast, 'colour', 2)}", ratio("swd"), ratio("colour")))
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     line = lambda cells: " | ".join(c.rjust(w) for c, w in zip(cells, widths))  # noqa: E731
     print()
