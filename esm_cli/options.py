@@ -40,7 +40,8 @@ def add_synthesis_options(parser: argparse.ArgumentParser) -> None:
                    help="style layers (default %s)" % ",".join(d.layers))
     g.add_argument("--loss", choices=P.LOSSES, default=d.loss, help="default %(default)s")
     g.add_argument("--matching", choices=P.MATCHINGS, default=d.matching,
-                   help="patch nearest-neighbour search (default %(default)s)")
+                   help="patch nearest-neighbour search: exact = brute force (the reference), fast = "
+                        "approximate PatchMatch search, see docs/performance.md (default %(default)s)")
     add_engine_options(parser)
 
 
