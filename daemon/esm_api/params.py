@@ -223,7 +223,7 @@ class VariantParams:
     iterations: int = 30
     style_weight: float = 1e6
     smoothness: float = 0.1
-    content_weight: float = 1.0
+    content_weight: float = 10.0  # with the default style weight: content clearly kept, style clearly applied
     content_layer: str = "4_2"
     init: str = "content"  # style transfer starts from the content image or from noise
     batch: int = 8  # images optimised together (one network pass per step); lower it to save memory

@@ -102,7 +102,7 @@ def variant_params(args: argparse.Namespace, mode: str, original: bool) -> P.Var
 
 
 def sheet(rows: list[list[tuple[str, np.ndarray]]]) -> np.ndarray:
-    """A contact sheet (uint8 RGB): the rows of (caption, image) cells, every cell the size
+    """A contact sheet (uint8, RGB or grey when every cell is): the rows of (caption, image) cells, every cell the size
     of the first image (others are scaled to fit), captioned like ``esm grid``'s."""
     import numpy as np
     from PIL import Image, ImageOps
@@ -122,7 +122,8 @@ def sheet(rows: list[list[tuple[str, np.ndarray]]]) -> np.ndarray:
                 tile = ImageOps.contain(tile, (width, height), Image.Resampling.LANCZOS)
             canvas.paste(tile, (x, y))
             _caption(canvas, label, (x, y + height), width)
-    return np.asarray(canvas, dtype=np.uint8).copy()
+    array = np.asarray(canvas, dtype=np.uint8)
+    return array[..., :1].copy() if (array == array[..., :1]).all() else array.copy()  # grey inputs: a grey sheet
 
 
 def run(args: argparse.Namespace) -> int:
@@ -137,13 +138,13 @@ def run(args: argparse.Namespace) -> int:
         images = {"style": load_image(args.style)}
         if args.content is not None:
             images["content"] = load_image(args.content)
-        args.output.mkdir(exist_ok=True)
         first = [("style", images["style"])] + ([("content", images["content"])] if "content" in images else [])
         rows: list[list[tuple[str, np.ndarray]]] = []
         for params in jobs:
             results = run_job(args, "variants", params, images, label=f"variants {params.mode}")
             if params.original and params.mode != "none":
                 first.insert(0, (f"original, seed {params.seed}", results.pop(0)))
+            args.output.mkdir(exist_ok=True)  # only now: a refused job leaves no folder behind
             row = []
             for index, image in enumerate(results):
                 name = f"{params.mode}-{params.seed + index}"
