@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from PIL import Image
 from esm_api.client import Client
 from esm_api.params import MAX_VARIANTS, ParamError, VariantParams, to_dict
 from esm_cli.main import main
-from esm_core import Engine, SizeError, load_image
+from esm_core import CancelToken, Cancelled, Engine, Progress, SizeError, load_image
 from esm_core.evaluate import patch_swd
 from esm_core.grid import CAPTION, MARGIN
 from esm_core.networks import normalise_pixels
@@ -116,6 +117,21 @@ def test_same_seed_same_images_and_a_seed_names_one_image(engine: Engine, brick:
     # seed 6 alone gives the image seed 6 gave in the batch (up to the batched convolutions' rounding)
     [alone] = engine.variants(brick, VariantParams(count=1, seed=6, phases=1, iterations=8))
     assert np.abs(alone.astype(int) - first[2]).mean() < 1.0
+
+
+def test_cancel_mid_batch_stops_every_image_and_leaves_no_thread(engine: Engine, brick: np.ndarray) -> None:
+    token, steps = CancelToken(), []
+    threads = threading.active_count()
+
+    def progress(report: Progress) -> None:
+        steps.append(report.step)
+        if len(steps) == 2:
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        engine.variants(brick, VariantParams(count=3, phases=1, iterations=50), progress=progress, cancel=token)
+    assert steps == [1, 2]  # one report per batched evaluation, not per image
+    assert threading.active_count() == threads
 
 
 # -- what the modes do
