@@ -50,7 +50,9 @@ def random_vectors(mode: str, vectors: torch.Tensor, rng: np.random.Generator, l
     return vectors
 
 
-def randomise_gram(gram: torch.Tensor, mode: str, seed: int, layer: str, low: float = 0.1, high: float = 1.9) -> torch.Tensor:
+def randomise_gram(
+    gram: torch.Tensor, mode: str, seed: int, layer: str, low: float = 0.1, high: float = 1.9,
+) -> torch.Tensor:
     """The target G' = V' diag(λ) V'ᵀ for one layer: same dtype and device as ``gram``,
     exactly symmetric, positive semi-definite. The draws depend only on (seed, layer)."""
     if mode == "none":

@@ -77,7 +77,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--iterations", type=int, default=d.iterations,
                    help="L-BFGS loss evaluations per phase (default %(default)s)")
     g.add_argument("--style-weight", type=float, default=d.style_weight, help="default %(default)s")
-    g.add_argument("--smoothness", type=float, default=d.smoothness, help="total-variation weight (default %(default)s)")
+    g.add_argument("--smoothness", type=float, default=d.smoothness,
+                   help="total-variation weight (default %(default)s)")
     g.add_argument("--batch", type=int, default=d.batch,
                    help="images optimised together through one network pass; lower it to save memory "
                         "(default %(default)s)")
@@ -102,8 +103,8 @@ def variant_params(args: argparse.Namespace, mode: str, original: bool) -> P.Var
 
 
 def sheet(rows: list[list[tuple[str, np.ndarray]]]) -> np.ndarray:
-    """A contact sheet (uint8, RGB or grey when every cell is): the rows of (caption, image) cells, every cell the size
-    of the first image (others are scaled to fit), captioned like ``esm grid``'s."""
+    """A contact sheet (uint8; RGB, or grey when every cell is): rows of (caption, image)
+    cells, each the size of the first image (others scaled to fit), captioned like ``esm grid``'s."""
     import numpy as np
     from PIL import Image, ImageOps
 
