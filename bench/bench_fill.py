@@ -17,7 +17,7 @@ optimisation) is scored as well, to show what the optimisation changes. Scores
 
 Absolute times are inflated on a shared machine: compare columns of one run.
 
-    .venv/bin/pip install opencv-python-headless   # bench only
+    .venv/bin/pip install opencv-python-headless   # bench only (or the extra: pip install -e '.[bench]')
     .venv/bin/python bench/bench_fill.py
     .venv/bin/python bench/bench_fill.py --textures etr_grass03.png --holes square32
 """
@@ -80,6 +80,10 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    try:
+        import cv2  # noqa: F401
+    except ImportError:
+        raise SystemExit("bench_fill needs OpenCV: .venv/bin/pip install opencv-python-headless") from None
 
     from esm_core import Engine, FillParams, load_image
     from esm_core.evaluate import boundary_seam_score, colour_distance, patch_swd
