@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from .patches import (DEFAULT_BUDGET_BYTES, PATCH, MatchResult, extract_patches, match_exact, normalise_rows,
                       with_backoff)
 
-PROJECTION_DIMS = 64  # conv4_1 needs 64: with 32 its matches stay 0.02 correlation short (docs/performance.md)
+PROJECTION_DIMS = 64  # 32 save little time and lose 1.5x the correlation (docs/performance.md)
 PCA_SAMPLES = 4096  # style patches that estimate the principal directions
 POWER_ITERATIONS = 3
 COLD_ITERATIONS = 8  # first search of a phase: from random matches
