@@ -128,6 +128,10 @@ def synthesize_variants(
     texture = SynthesisParams(layers=layers, loss="gram", style_weight=params.style_weight,
                               network=params.network, tileable=params.tileable)
     net = resources.network(params.network)
+    # Textures wrap the network's padding: zero padding lets the image's border positions
+    # reach Gram statistics the interior cannot, and randomised targets then grow dark and
+    # white blobs along the edges. A content image keeps its borders (zero padding).
+    wrap = params.tileable or content is None
     seeds, modes = image_seeds(params), _modes(params)
 
     def content_target(phase: Phase) -> torch.Tensor:
@@ -152,7 +156,7 @@ def synthesize_variants(
                 params.content_layer, content_target(phase), params.content_weight)
 
             def loss(pixels: torch.Tensor) -> torch.Tensor:
-                features = net(normalise_pixels(pixels), feature_layers, circular=params.tileable)
+                features = net(normalise_pixels(pixels), feature_layers, circular=wrap)
                 total = style_loss.per_image(features)
                 if content_loss is not None:
                     total = total + content_loss.per_image(features)

@@ -227,7 +227,8 @@ class VariantParams:
     content_layer: str = "4_2"
     init: str = "content"  # style transfer starts from the content image or from noise
     batch: int = 8  # images optimised together (one network pass per step); lower it to save memory
-    network: NetworkParams = field(default_factory=NetworkParams)
+    # max pooling: a Gram loss on the strided network gives streaky noise (measured, docs/variants.md)
+    network: NetworkParams = field(default_factory=lambda: NetworkParams(downsample="max"))
 
     def validate(self) -> None:
         _choice("mode", self.mode, VARIANT_MODES)

@@ -83,6 +83,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="images optimised together through one network pass; lower it to save memory "
                         "(default %(default)s)")
     add_engine_options(parser)
+    n = d.network  # the variants' own network defaults (max pooling), not esm synth's
+    parser.set_defaults(activation=n.activation, downsample=n.downsample, units=n.units, depth=n.depth,
+                        init=n.init, network_seed=n.seed)
     add_daemon_options(parser)
     parser.set_defaults(func=run)
 
