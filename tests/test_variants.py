@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from esm_api.client import Client
+from esm_api.jobs import parse_job
 from esm_api.params import MAX_VARIANTS, ParamError, VariantParams, to_dict
 from esm_cli.main import main
 from esm_core import CancelToken, Cancelled, Engine, Progress, SizeError, load_image
@@ -165,11 +167,13 @@ def test_style_transfer_keeps_the_content(engine: Engine, brick: np.ndarray) -> 
     def content_distance(image: np.ndarray) -> float:
         return float(((features(image) - target) ** 2).mean())
 
-    params = VariantParams(count=1, seed=0, phases=1, iterations=15)
+    # A strong content weight: at the default (10) and this tiny budget the content loss keeps
+    # the content only a few percent better than no content loss at all (measured 0.00462 vs
+    # 0.00478; at 100, 0.00362), too close a margin for a test that must hold on any CPU.
+    params = VariantParams(count=1, seed=0, phases=1, iterations=15, content_weight=100.0)
     [texture] = engine.variants(brick, params)
     [transfer] = engine.variants(brick, params, content)
-    [unheld] = engine.variants(brick, VariantParams(count=1, seed=0, phases=1, iterations=15, content_weight=0.0),
-                               content)  # the same start, no content loss
+    [unheld] = engine.variants(brick, replace(params, content_weight=0.0), content)  # same start, no content loss
     distances = [content_distance(image) for image in (transfer, unheld, texture)]
     print("content distances (transfer, without content loss, texture):", distances)
     assert distances[0] < distances[1] and distances[0] < 0.8 * distances[2], distances
@@ -189,6 +193,12 @@ def test_style_transfer_keeps_the_content(engine: Engine, brick: np.ndarray) -> 
 def test_bad_params_are_refused(engine: Engine, brick: np.ndarray, changes: dict, message: str) -> None:
     with pytest.raises(ParamError, match=message):
         engine.variants(brick, VariantParams(**changes))
+
+
+def test_a_partial_network_map_keeps_the_variants_default_network() -> None:
+    params = parse_job("variants", {"network": {"activation": "relu"}}, {"style"})
+    assert params.network.activation == "relu"
+    assert params.network.downsample == VariantParams().network.downsample == "max"
 
 
 def test_content_and_style_of_wildly_different_sizes_are_refused(engine: Engine, brick: np.ndarray) -> None:

@@ -150,25 +150,29 @@ def to_dict(params: Any) -> dict[str, Any]:
     return plain(params)
 
 
-def from_dict(cls: type[P], data: Mapping[str, Any] | None) -> P:
+def from_dict(cls: type[P], data: Mapping[str, Any] | None, base: P | None = None) -> P:
     """Builds and validates ``cls`` from a map; unknown keys are an error, missing keys
-    take their defaults."""
+    take their values in ``base`` (default: the class defaults). A nested map is merged onto
+    the field's default the same way, so ``{"network": {"activation": "relu"}}`` keeps the
+    rest of that mode's default network."""
     data = dict(data or {})
     _require(isinstance(data, dict), f"{cls.__name__} must be a map")
     known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(known))
     _require(not unknown, f"unknown parameter(s): {', '.join(map(str, unknown))}")
+    defaults = base if base is not None else cls()
     kwargs: dict[str, Any] = {}
     for name, value in data.items():
-        default = getattr(cls(), name)
+        default = getattr(defaults, name)
         if dataclasses.is_dataclass(default):
-            value = from_dict(type(default), value)
+            _require(isinstance(value, Mapping), f"{name} must be a map")
+            value = from_dict(type(default), value, default)
         elif isinstance(default, tuple) and isinstance(value, (list, tuple)):
             value = tuple(value)
         elif isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         kwargs[name] = value
-    params = cls(**kwargs)
+    params = dataclasses.replace(defaults, **kwargs)
     params.validate()  # type: ignore[attr-defined]
     return params
 
