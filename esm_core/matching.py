@@ -5,7 +5,8 @@ patches' leading principal directions: every current patch keeps its match from 
 previous loss evaluation (the image moves little between L-BFGS steps), tries the matches
 of its neighbours shifted by one step (propagation) and random positions around its match
 at shrinking radii (random search), and keeps whichever scores best. Its cost is linear in
-the number of patches instead of quadratic. ``variety`` needs each style patch's best
+the number of patches instead of quadratic. A phase's first search starts from the coarser
+phase's matches, rescaled. ``variety`` needs each style patch's best
 correlation with any current patch; ``fast`` finds it with the same search run from the
 style side. docs/performance.md records what each part gave.
 """
@@ -20,14 +21,15 @@ import torch.nn.functional as F
 from .patches import (DEFAULT_BUDGET_BYTES, PATCH, MatchResult, extract_patches, match_exact, normalise_rows,
                       with_backoff)
 
-PROJECTION_DIMS = 64  # 32 save little time and lose 1.5x the correlation (docs/performance.md)
+PROJECTION_DIMS = 96  # 64 and 80 lost 2-4 % more patch SWD at 512x512; 128: +1.4 s (docs/performance.md)
 PCA_SAMPLES = 4096  # style patches that estimate the principal directions
 POWER_ITERATIONS = 3
 COLD_ITERATIONS = 8  # first search of a phase: from random matches
+COARSE_ITERATIONS = 2  # first search of a phase that starts from the coarser phase's matches
 WARM_ITERATIONS = 1  # later searches: from the previous evaluation's matches (2 cost 2x for 0.0003 correlation)
 SEARCH_RERANK = 0  # re-scoring the search's best in full dimension halved its speed for 0.0002 correlation
 RERANK = 4  # flat fallback: candidates re-scored in full dimension
-SIMILAR = 8  # k-coherence: candidates from the style patches most like the current match
+SIMILAR = 4  # k-coherence: candidates from the style patches most like the current match (8: no better)
 GRAPH_POOL = 4096  # the similar patches are looked for among at most this many (16384: 2x the index time, no gain)
 EXACT_BELOW_FLOP = 4e9  # layers whose exact matching costs less use it (the coarse phases)
 _EPS = 1e-8
@@ -146,6 +148,31 @@ class _Grid:
         return y.clamp_(0, self.rows - 1).mul_(self.cols).add_(x.clamp_(0, self.cols - 1))
 
 
+def rescale_matches(matches: torch.Tensor, old: tuple[tuple[int, int], tuple[int, int]],
+                    new: tuple[tuple[int, int], tuple[int, int]]) -> torch.Tensor:
+    """A coarser phase's matches as a start for this phase: ``matches`` maps each position of
+    the old query grid to a position of the old target grid (``old`` = (query grid, target
+    grid), row-major); the result does the same for the ``new`` grids. A position takes the
+    match of the coarse position it falls in, moved by its own offset within that position
+    and scaled to the new target grid (PatchMatch's coarse-to-fine initialisation)."""
+    (old_query, old_target), (new_query, new_target) = old, new
+    device = matches.device
+
+    def axis(new_side: int, old_side: int) -> tuple[torch.Tensor, torch.Tensor]:
+        place = torch.arange(new_side, device=device, dtype=torch.float32) * (old_side / new_side)
+        cell = place.floor().long().clamp_(0, old_side - 1)
+        return cell, place - cell
+
+    cell_y, frac_y = axis(new_query[0], old_query[0])
+    cell_x, frac_x = axis(new_query[1], old_query[1])
+    coarse = matches.view(old_query)[cell_y[:, None], cell_x[None, :]]
+    target_y = (coarse // old_target[1]) + frac_y[:, None]
+    target_x = (coarse % old_target[1]) + frac_x[None, :]
+    y = (target_y * (new_target[0] / old_target[0])).round().long().clamp_(0, new_target[0] - 1)
+    x = (target_x * (new_target[1] / old_target[1])).round().long().clamp_(0, new_target[1] - 1)
+    return (y * new_target[1] + x).flatten()
+
+
 def _best_of(query: torch.Tensor, target: torch.Tensor, bias: torch.Tensor, candidates: torch.Tensor,
              budget_bytes: int, keep: int = 1, seen: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """For each query row, the ``keep`` best of its candidate targets, best first:
@@ -226,14 +253,15 @@ class PatchMatcher:
     ``state`` dict that ``PatchLoss`` passes in, so one instance serves any number of jobs.
 
     ``dims``: projected dimensions; ``cold``/``warm``: search iterations without/with the
-    previous evaluation's matches; ``similar``: k-coherence candidates; ``rerank``: the best
+    previous evaluation's matches; ``coarse``: those of a phase's first search when it starts
+    from the coarser phase's matches; ``similar``: k-coherence candidates; ``rerank``: the best
     candidates (in the projected space) re-scored exactly, 0 for none; ``exact_below``:
     layers whose exact matching costs fewer floating-point operations use it."""
 
     def __init__(self, dims: int = PROJECTION_DIMS, cold: int = COLD_ITERATIONS, warm: int = WARM_ITERATIONS,
                  similar: int = SIMILAR, rerank: int = SEARCH_RERANK, exact_below: float = EXACT_BELOW_FLOP,
-                 budget_bytes: int = DEFAULT_BUDGET_BYTES) -> None:
-        self.dims, self.cold, self.warm, self.similar = dims, cold, warm, similar
+                 budget_bytes: int = DEFAULT_BUDGET_BYTES, coarse: int = COARSE_ITERATIONS) -> None:
+        self.dims, self.cold, self.warm, self.coarse, self.similar = dims, cold, warm, coarse, similar
         self.rerank, self.exact_below, self.budget_bytes = rerank, exact_below, budget_bytes
 
     def match_features(
@@ -253,18 +281,20 @@ class PatchMatcher:
         shape = (height, width) if circular else (height - 2, width - 2)
         if 2.0 * shape[0] * shape[1] * layer.normalised.numel() <= self.exact_below:
             current = normalise_rows(extract_patches(features, circular))
-            return match_exact(current if select is None else current[select], layer.normalised, variety,
-                               style_history, budget)
+            result = match_exact(current if select is None else current[select], layer.normalised, variety,
+                                 style_history, budget)
+            if select is None and layer.grid is not None:  # the next, finer phase starts from these
+                state.clear()
+                state.update(shape=(shape, layer.grid), forward=result.indices if layer.positions is None
+                             else layer.positions[result.indices])
+            return result
         index = style_index(layer, self.dims, self.similar, budget)
         device = features.device
         query = project_patches(features, index.weight, circular)
         if state.get("shape") != (shape, index.grid):
-            state.clear()
-            state.update(shape=(shape, index.grid), generator=torch.Generator(device=device).manual_seed(0),
-                         grids=(_Grid(shape, device), _Grid(index.grid, device)))
+            self._new_phase(state, (shape, index.grid), device)
         current_grid, style_grid = state["grids"]
         generator = state["generator"]
-        iterations = self.warm if "forward" in state else self.cold
         chosen = torch.arange(len(query), device=device)
         if select is not None:
             chosen = chosen[select]
@@ -276,8 +306,9 @@ class PatchMatcher:
         seen = None
         if variety and select is None and not self.rerank:
             seen = torch.full((len(index.valid),), -float("inf"), dtype=query.dtype, device=device)
+        start, iterations = self._start(state, "forward")
         candidates, scores = patchmatch(query, current_grid, index.projected, style_grid, bias, index.positions,
-                                        state.get("forward"), iterations, generator, budget, max(1, self.rerank),
+                                        start, iterations, generator, budget, max(1, self.rerank),
                                         index.similar, seen)
         current = normalise_rows(extract_patches(features, circular)) if self.rerank else None
         if current is not None:  # re-rank the best candidates by their exact scores
@@ -306,8 +337,9 @@ class PatchMatcher:
         fixed = _take(owner, index.similar) if index.similar is not None else owner[:, None]
         spare = _take(chosen, torch.randint(len(chosen), fixed.shape, generator=generator, device=device))
         fixed = torch.where(fixed >= 0, fixed, spare)
+        start, iterations = self._start(state, "reverse")
         reverse, best = patchmatch(index.projected, style_grid, query, current_grid, current_bias, chosen,
-                                   state.get("reverse"), iterations, generator, budget, fixed=fixed)
+                                   start, iterations, generator, budget, fixed=fixed)
         state["reverse"] = reverse[:, 0]
         if current is not None:
             found = _take(current, _take(reverse[:, 0], index.positions))
@@ -316,6 +348,30 @@ class PatchMatcher:
             best = torch.maximum(_take(best[:, 0], index.positions), _take(seen, index.positions)) \
                 if seen is not None else _take(best[:, 0], index.positions)
         return MatchResult(indices, torch.maximum(style_best, best))
+
+    @staticmethod
+    def _new_phase(state: dict[str, Any], grids: tuple[tuple[int, int], tuple[int, int]],
+                   device: torch.device) -> None:
+        """Resets ``state`` for new grids; a coarser phase's matches, if ``state`` holds them
+        (``PatchLoss`` shares its states between phases), become this phase's starts."""
+        previous = state.get("shape")
+        starts = {}
+        if previous is not None:
+            for key, old, new in (("forward", previous, grids), ("reverse", previous[::-1], grids[::-1])):
+                if key in state:
+                    starts[key + "_start"] = rescale_matches(state[key], old, new)
+        state.clear()
+        state.update(starts, shape=grids, generator=torch.Generator(device=device).manual_seed(0),
+                     grids=(_Grid(grids[0], device), _Grid(grids[1], device)))
+
+    def _start(self, state: dict[str, Any], key: str) -> tuple[torch.Tensor | None, int]:
+        """(start matches, iterations) of the ``key`` search: the previous evaluation's matches,
+        else the coarser phase's, else random ones."""
+        if key in state:
+            return state[key], self.warm
+        if key + "_start" in state:
+            return state[key + "_start"], self.coarse
+        return None, self.cold
 
     def __call__(self, current: torch.Tensor, style: torch.Tensor, variety: float = 0.0,
                  style_history: torch.Tensor | None = None) -> MatchResult:

@@ -7,16 +7,17 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from .patches import MatchResult, extract_patches, match_exact, normalise_rows, patch_distance
+from .patches import MatchResult, extract_patches, match_exact, normalise_rows, patch_distance, position_major
 
 Matcher = Callable[..., MatchResult]
 
 
 @dataclass
 class StyleLayer:
-    """The style patches of one layer, raw (loss targets) and row-normalised (matching)."""
+    """The style patches of one layer: raw and position-major (the loss's targets,
+    ``patches.position_major``) and row-normalised in ``extract_patches`` order (matching)."""
 
-    patches: torch.Tensor
+    targets: torch.Tensor
     normalised: torch.Tensor
     grid: tuple[int, int] | None = None  # the full patch grid (rows, columns) of the features
     positions: torch.Tensor | None = None  # each patch's row-major place in ``grid`` (None: all, in order)
@@ -33,15 +34,15 @@ class StyleLayer:
         if patches.shape[0] == 0:
             raise ValueError("no style patches left at this layer: the exemplar is too small")
         grid = (features.shape[-2] - 2, features.shape[-1] - 2)
-        return cls(patches, normalise_rows(patches), grid, positions)
+        return cls(position_major(patches), normalise_rows(patches), grid, positions)
 
     @cached_property
     def squared_norms(self) -> torch.Tensor:
-        return self.patches.pow(2).sum(1)
+        return self.targets.pow(2).sum(1)
 
     @property
     def nbytes(self) -> int:
-        return 2 * self.patches.numel() * self.patches.element_size()
+        return 2 * self.targets.numel() * self.targets.element_size()
 
 
 class PatchLoss:
@@ -50,7 +51,9 @@ class PatchLoss:
     call; ``variety`` keeps each style patch's best score of the previous call as a penalty
     (the first call warms that history up by matching twice). A matcher with
     ``match_features`` (esm_core.matching.FeatureMatcher) searches on the feature maps and
-    keeps per-layer state in ``states``; any other is called on the normalised patches."""
+    keeps per-layer state in ``states``; any other is called on the normalised patches.
+    Passing the same ``states`` to every phase's loss lets such a matcher start a phase's
+    search from the coarser phase's matches."""
 
     def __init__(
         self,
@@ -60,6 +63,7 @@ class PatchLoss:
         circular: bool = False,
         select: Mapping[str, torch.Tensor] | None = None,
         matcher: Matcher = match_exact,
+        states: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         self.style = dict(style)
         self.weight = weight
@@ -69,7 +73,7 @@ class PatchLoss:
         self.matcher = matcher
         self.history: dict[str, torch.Tensor] = {}
         self.last_matches: dict[str, torch.Tensor] = {}
-        self.states: dict[str, dict[str, Any]] = {}
+        self.states = {} if states is None else states
 
     @property
     def layers(self) -> list[str]:
@@ -104,7 +108,7 @@ class PatchLoss:
         for name, layer in self.style.items():
             with torch.no_grad():
                 indices = self._match(name, features[name].detach())
-            total = total + patch_distance(features[name], layer.patches, layer.squared_norms, indices,
+            total = total + patch_distance(features[name], layer.targets, layer.squared_norms, indices,
                                            self.circular, self.select.get(name))
         return total * (self.weight / len(self.style))
 

@@ -56,11 +56,13 @@ def min_side_for(params: SynthesisParams) -> int:
 
 def style_objective(
     resources: Resources, exemplar: np.ndarray, phase: Phase, params: SynthesisParams,
-    select: Mapping[str, torch.Tensor] | None = None,
+    select: Mapping[str, torch.Tensor] | None = None, match_states: dict[str, dict[str, Any]] | None = None,
 ) -> PatchLoss | GramLoss:
     """The loss that pulls an image towards ``exemplar`` at this phase's scale; the style's
     features come from the cache when the same exemplar and settings were seen before.
-    ``select`` (Neural Patches only) restricts the loss to some of the image's patches (fill)."""
+    ``select`` (Neural Patches only) restricts the loss to some of the image's patches (fill);
+    ``match_states``, shared by a run's phases, carries the matcher's search state from one
+    phase to the next (``PatchLoss``)."""
     net = resources.network(params.network)
 
     def features() -> dict[str, torch.Tensor]:
@@ -74,7 +76,7 @@ def style_objective(
         return GramLoss(grams, params.style_weight)
     style = resources.cached(key, lambda: {n: StyleLayer.from_features(f) for n, f in features().items()})
     return PatchLoss(style, params.style_weight, params.variety, circular=params.tileable, select=select,
-                     matcher=resources.matcher(params.matching))
+                     matcher=resources.matcher(params.matching), states=match_states)
 
 
 KnownPixels = Callable[[Phase], tuple[torch.Tensor, torch.Tensor]]
@@ -182,8 +184,11 @@ def synthesize_texture(
     align = max(layer_scale(name) for name in params.layers) if params.tileable else 1
     plan = plan_phases(size, (width, height), params.phases, min_side_for(params), align)
 
+    match_states: dict[str, dict[str, Any]] = {}
+
     def make_loss(phase: Phase) -> Callable[[torch.Tensor], torch.Tensor]:
-        return image_loss(resources, style_objective(resources, colour, phase, params), params)
+        return image_loss(resources, style_objective(resources, colour, phase, params, match_states=match_states),
+                          params)
 
     pixels = run_phases(resources, plan, colour.shape[2], params.seed, make_loss, params.iterations,
                         params.tileable, progress, cancel)
