@@ -125,24 +125,29 @@ class RandomNetwork(nn.Module):
             return F.relu(x)
         return F.leaky_relu(x, LRELU_SLOPE)
 
-    def _apply_layer(self, layer: LayerDef, x: torch.Tensor, circular: bool) -> torch.Tensor:
+    def _apply_layer(self, layer: LayerDef, x: torch.Tensor, circular: bool, memory_format: torch.memory_format,
+                     ) -> torch.Tensor:
         pad_mode = "circular" if circular else "constant"
         if layer.kernel == 2 and self.params.downsample != "strided":
             x = F.avg_pool2d(x, 2) if self.params.downsample == "avg" else F.max_pool2d(x, 2)
         for conv in self.blocks[layer.name]:
             if conv.kernel_size[0] == 3:
-                x = F.pad(x, (1, 1, 1, 1), mode=pad_mode)
+                x = F.pad(x, (1, 1, 1, 1), mode=pad_mode).contiguous(memory_format=memory_format)
             x = self._activate(conv(x))
         return x
 
     def forward(self, image: torch.Tensor, layers: Sequence[str], circular: bool = False) -> dict[str, torch.Tensor]:
         """``image``: (N, C, H, W) already normalised to [-1, 1]. With ``circular`` every
         padding wraps around, so features of a tileable image are tileable too."""
+        # Channels-last convolutions: forward and backward 1.7x faster on the CPU at 512x512
+        # (docs/performance.md); CUDA keeps the default layout (not measured there).
+        memory_format = torch.channels_last if image.device.type == "cpu" else torch.contiguous_format
+        image = image.contiguous(memory_format=memory_format)
         outputs: dict[str, torch.Tensor] = {}
         for name in _needed(layers):
             layer = _BY_NAME[name]
             source = image if layer.source == "image" else outputs[layer.source]
-            outputs[name] = self._apply_layer(layer, source, circular)
+            outputs[name] = self._apply_layer(layer, source, circular, memory_format)
         return {name: outputs[name] for name in layers}
 
 
