@@ -283,7 +283,7 @@ class PatchMatcher:
             current = normalise_rows(extract_patches(features, circular))
             result = match_exact(current if select is None else current[select], layer.normalised, variety,
                                  style_history, budget)
-            if select is None and layer.grid is not None:  # the next, finer phase starts from these
+            if select is None:  # the next, finer phase starts from these
                 state.clear()
                 state.update(shape=(shape, layer.grid), forward=result.indices if layer.positions is None
                              else layer.positions[result.indices])

@@ -48,11 +48,11 @@ def tiny() -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def endless() -> dict[str, Any]:
     """Parameters of a job that runs until cancelled (minutes here, far past a heartbeat
-    timeout): a budget of 10,000 evaluations at 192x192 with the Gram loss. L-BFGS-B stops by itself once its line
-    search fails; the piecewise Neural Patches loss gets there within about 80 evaluations
-    (5-10 s here, too close to a heartbeat timeout), the smooth Gram loss for about 860
-    (about 2 minutes here). Use it with a textured exemplar: on a flat one L-BFGS converges
-    at once and the job ends by itself."""
+    timeout): a budget of 10,000 evaluations at 192x192 with the Gram loss. L-BFGS-B stops
+    by itself once its line search fails; the piecewise Neural Patches loss gets there within
+    about 80 evaluations (5-10 s here, too close to a heartbeat timeout), the smooth Gram loss
+    within about 860 (about 2 minutes here). Use it with a textured exemplar: on a flat one
+    L-BFGS converges at once and the job ends by itself."""
     return {"width": 192, "height": 192, "phases": 1, "iterations": 10_000, "loss": "gram"}
 
 
