@@ -97,11 +97,12 @@ class RandomNetwork(nn.Module):
             convs: list[nn.Conv2d] = []
             if layer.kernel == 3:
                 for i in range(params.depth):
-                    convs.append(nn.Conv2d(source_units if i == 0 else self.units[layer.name], self.units[layer.name], 3))
+                    convs.append(nn.Conv2d(source_units if i == 0 else self.units[layer.name], self.units[layer.name], 3,
+                                           padding=1))
             elif params.downsample == "strided":
                 convs.append(nn.Conv2d(source_units, self.units[layer.name], 2, stride=2))
             else:  # pooling, then a 3x3 convolution at the lower resolution
-                convs.append(nn.Conv2d(source_units, self.units[layer.name], 3))
+                convs.append(nn.Conv2d(source_units, self.units[layer.name], 3, padding=1))
             for conv in convs:
                 self._initialise(conv, generator)
             self.blocks[layer.name] = nn.ModuleList(convs)
@@ -118,22 +119,25 @@ class RandomNetwork(nn.Module):
         return self.units[name]
 
     def _activate(self, x: torch.Tensor) -> torch.Tensor:
+        """In place: ``x`` is a convolution's output, which its backward pass does not need."""
         activation = self.params.activation
         if activation == "elu":
-            return F.elu(x)
+            return F.elu(x, inplace=True)
         if activation == "relu":
-            return F.relu(x)
-        return F.leaky_relu(x, LRELU_SLOPE)
+            return F.relu(x, inplace=True)
+        return F.leaky_relu(x, LRELU_SLOPE, inplace=True)
 
     def _apply_layer(self, layer: LayerDef, x: torch.Tensor, circular: bool, memory_format: torch.memory_format,
                      ) -> torch.Tensor:
-        pad_mode = "circular" if circular else "constant"
         if layer.kernel == 2 and self.params.downsample != "strided":
             x = F.avg_pool2d(x, 2) if self.params.downsample == "avg" else F.max_pool2d(x, 2)
         for conv in self.blocks[layer.name]:
-            if conv.kernel_size[0] == 3:
-                x = F.pad(x, (1, 1, 1, 1), mode=pad_mode).contiguous(memory_format=memory_format)
-            x = self._activate(conv(x))
+            if conv.kernel_size[0] == 3 and circular:  # the 3x3 convolutions pad with zeros themselves
+                padded = F.pad(x, (1, 1, 1, 1), mode="circular").contiguous(memory_format=memory_format)
+                x = F.conv2d(padded, conv.weight, conv.bias)
+            else:
+                x = conv(x)
+            x = self._activate(x)
         return x
 
     def forward(self, image: torch.Tensor, layers: Sequence[str], circular: bool = False) -> dict[str, torch.Tensor]:
