@@ -4,11 +4,13 @@
 patches' leading principal directions: every current patch keeps its match from the
 previous loss evaluation (the image moves little between L-BFGS steps), tries the matches
 of its neighbours shifted by one step (propagation) and random positions around its match
-at shrinking radii (random search), and keeps whichever scores best. Its cost is linear in
-the number of patches instead of quadratic. A phase's first search starts from the coarser
-phase's matches, rescaled. ``variety`` needs each style patch's best
-correlation with any current patch; ``fast`` finds it with the same search run from the
-style side. docs/performance.md records what each part gave.
+at shrinking radii (random search), and keeps whichever scores best; the best 4 are then
+re-scored in full dimension, because the projection alone misses fine detail. Its cost is
+linear in the number of patches instead of quadratic. A phase's first search starts from the
+coarser phase's matches, rescaled. ``variety`` needs each style patch's best correlation with
+any current patch; ``fast`` finds it with the same search run from the style side, whose
+matches also give the forward search its candidates among little-used style patches.
+docs/performance.md records what each part gave.
 """
 from __future__ import annotations
 
@@ -27,7 +29,9 @@ POWER_ITERATIONS = 3
 COLD_ITERATIONS = 8  # first search of a phase: from random matches
 COARSE_ITERATIONS = 2  # first search of a phase that starts from the coarser phase's matches
 WARM_ITERATIONS = 1  # later searches: from the previous evaluation's matches (2 cost 2x for 0.0003 correlation)
-SEARCH_RERANK = 0  # re-scoring the search's best in full dimension halved its speed for 0.0002 correlation
+WARM_RADII = 4  # random search radii of warm searches: up to 8 positions from the match (all: no better)
+SEARCH_RERANK = 4  # the search's best candidates re-scored in full dimension (docs/performance.md)
+RESCORE_ROWS = 1024  # image patches re-scored at a time
 RERANK = 4  # flat fallback: candidates re-scored in full dimension
 SIMILAR = 4  # k-coherence: candidates from the style patches most like the current match (8: no better)
 GRAPH_POOL = 4096  # the similar patches are looked for among at most this many (16384: 2x the index time, no gain)
@@ -81,6 +85,7 @@ class StyleIndex:
     patch_of: torch.Tensor  # (rows * columns,) long: grid position -> style patch, -1 if dropped
     positions: torch.Tensor  # (Ls,) long: style patch -> grid position
     valid: torch.Tensor  # (rows * columns,) bool
+    norms: torch.Tensor  # (Ls,): the style patches' norms
     similar: torch.Tensor | None  # (rows * columns, k) long: each position's most similar style positions
 
 
@@ -115,19 +120,46 @@ def style_index(layer: Any, dims: int, similar: int = 0, budget_bytes: int = DEF
         patch_of[positions] = torch.arange(len(positions), device=normalised.device)
         graph = similar_positions(projected, positions, similar, budget_bytes) if similar else None
         layer.index[key] = StyleIndex(basis.T.reshape(-1, channels, PATCH, PATCH).contiguous(), (rows, cols),
-                                      projected, patch_of, positions, patch_of >= 0, graph)
+                                      projected, patch_of, positions, patch_of >= 0,
+                                      layer.squared_norms.sqrt().clamp_min(_EPS), graph)
     return layer.index[key]
 
 
-def project_patches(features: torch.Tensor, weight: torch.Tensor, circular: bool) -> torch.Tensor:
-    """(1, C, H, W) -> (positions, d): every 3x3 patch (as ``extract_patches`` orders them)
-    divided by its norm and projected, as a convolution: no patch is ever unfolded."""
+def project_patches(features: torch.Tensor, weight: torch.Tensor, circular: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(1, C, H, W) -> ((positions, d), (positions,)): every 3x3 patch (as ``extract_patches``
+    orders them) divided by its norm and projected, as a convolution (no patch is ever
+    unfolded), and the patches' norms."""
     if circular:
         features = F.pad(features, (1, 1, 1, 1), mode="circular")
     projected = F.conv2d(features, weight)
     norms = (F.avg_pool2d(features.pow(2).sum(1, keepdim=True), PATCH, stride=1) * PATCH * PATCH).sqrt()
     projected = projected / norms.clamp_min(_EPS)
-    return projected[0].flatten(1).T.contiguous()
+    return projected[0].flatten(1).T.contiguous(), norms.flatten()
+
+
+def patch_scores(features: torch.Tensor, circular: bool, targets: torch.Tensor, candidates: torch.Tensor,
+                 budget_bytes: int) -> torch.Tensor:
+    """(positions, k): the dot product of every 3x3 patch of ``features`` (1, C, H, W; as
+    ``extract_patches`` orders them) with each of its ``candidates`` (positions, k) rows of
+    ``targets`` (position-major patches, ``patches.position_major``), in full dimension. The
+    image's patches are gathered from the channels-last map a slice at a time, never
+    unfolded whole."""
+    if circular:
+        features = F.pad(features, (1, 1, 1, 1), mode="circular")
+    channels, height, width = features.shape[1:]
+    cols = width - PATCH + 1
+    table = features[0].permute(1, 2, 0).reshape(-1, channels)  # no copy when channels-last
+    window = torch.tensor([dy * width + dx for dy in range(PATCH) for dx in range(PATCH)], device=features.device)
+    count, k = candidates.shape
+    # slices of about a thousand patches: their gathered candidates stay in the cache
+    rows = max(1, min(RESCORE_ROWS, budget_bytes // (4 * (k + 1) * targets.shape[1])))
+    scores = targets.new_empty(count, k)
+    for start in range(0, count, rows):
+        place = torch.arange(start, min(start + rows, count), device=features.device)
+        corner = (place // cols) * width + place % cols
+        current = table.index_select(0, (corner[:, None] + window).reshape(-1)).view(len(place), -1, 1)
+        scores[start:start + rows] = torch.bmm(_take(targets, candidates[start:start + rows]), current)[..., 0]
+    return scores
 
 
 def _take(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -222,6 +254,8 @@ def patchmatch(
     while r >= 1:
         radii.append(r)
         r //= 2
+    if start is not None:  # a warm start's better matches lie close by
+        radii = radii[-WARM_RADII:]
     for iteration in range(iterations):
         # long jumps first when starting from random matches (jump flooding), then neighbours
         step = max(1, 2 ** (iterations - 3 - iteration)) if start is None else 1
@@ -290,7 +324,7 @@ class PatchMatcher:
             return result
         index = style_index(layer, self.dims, self.similar, budget)
         device = features.device
-        query = project_patches(features, index.weight, circular)
+        query, query_norms = project_patches(features, index.weight, circular)
         if state.get("shape") != (shape, index.grid):
             self._new_phase(state, (shape, index.grid), device)
         current_grid, style_grid = state["grids"]
@@ -307,12 +341,14 @@ class PatchMatcher:
         if variety and select is None and not self.rerank:
             seen = torch.full((len(index.valid),), -float("inf"), dtype=query.dtype, device=device)
         start, iterations = self._start(state, "forward")
+        inverse = self._inverse(state, index, start)
         candidates, scores = patchmatch(query, current_grid, index.projected, style_grid, bias, index.positions,
                                         start, iterations, generator, budget, max(1, self.rerank),
-                                        index.similar, seen)
-        current = normalise_rows(extract_patches(features, circular)) if self.rerank else None
-        if current is not None:  # re-rank the best candidates by their exact scores
-            raw = torch.bmm(_take(layer.normalised, _take(index.patch_of, candidates)), current[:, :, None])[..., 0]
+                                        index.similar, seen, fixed=inverse)
+        if self.rerank:  # the best candidates re-ranked by their normalised cross-correlations in full
+            patches = _take(index.patch_of, candidates).clamp_(min=0)  # dropped ones are barred by ``bias``
+            raw = patch_scores(features, circular, layer.targets, patches, budget)
+            raw /= query_norms.clamp_min(_EPS)[:, None] * _take(index.norms, patches)
             scores, where = (raw - _take(bias, candidates)).max(1, keepdim=True)
             matches, raw = candidates.gather(1, where)[:, 0], raw.gather(1, where)[:, 0]
         else:
@@ -341,13 +377,22 @@ class PatchMatcher:
         reverse, best = patchmatch(index.projected, style_grid, query, current_grid, current_bias, chosen,
                                    start, iterations, generator, budget, fixed=fixed)
         state["reverse"] = reverse[:, 0]
-        if current is not None:
-            found = _take(current, _take(reverse[:, 0], index.positions))
-            best = (layer.normalised * found).sum(1)
-        else:
-            best = torch.maximum(_take(best[:, 0], index.positions), _take(seen, index.positions)) \
-                if seen is not None else _take(best[:, 0], index.positions)
+        best = _take(best[:, 0], index.positions)
+        if seen is not None:
+            best = torch.maximum(best, _take(seen, index.positions))
         return MatchResult(indices, torch.maximum(style_best, best))
+
+    @staticmethod
+    def _inverse(state: dict[str, Any], index: StyleIndex, start: torch.Tensor | None) -> torch.Tensor | None:
+        """(image positions, 1): for each image patch, a style patch whose best image patch
+        (the previous evaluation's reverse search) it was, else its start match. These are the
+        candidates that ``variety`` turns to: style patches little used so far, which the
+        forward search's neighbours and look-alikes rarely reach."""
+        if "reverse" not in state or start is None:
+            return None
+        owned = torch.full_like(start, -1)
+        owned.scatter_reduce_(0, _take(state["reverse"], index.positions), index.positions, "amax")
+        return torch.where(owned >= 0, owned, start)[:, None]
 
     @staticmethod
     def _new_phase(state: dict[str, Any], grids: tuple[tuple[int, int], tuple[int, int]],

@@ -9,10 +9,11 @@ import torch
 from esm_api.params import MATCHINGS, NetworkParams, ParamError, SynthesisParams
 from esm_core import Engine
 from esm_core.images import load_image
-from esm_core.matching import PatchMatcher, matcher, principal_basis, rescale_matches
+from esm_core.matching import PatchMatcher, matcher, patch_scores, principal_basis, rescale_matches, style_index
 from esm_core.networks import RandomNetwork, normalise_pixels
 from esm_core.objectives import PatchLoss, StyleLayer
-from esm_core.patches import (extract_patches, match_exact, normalise_rows, patch_distance, with_backoff)
+from esm_core.patches import (extract_patches, match_exact, normalise_rows, patch_distance, position_major,
+                              with_backoff)
 from esm_core.resample import resize
 from esm_core.synthesis import to_tensor
 
@@ -80,6 +81,49 @@ def test_fast_style_best_is_close_to_exact(features) -> None:
     difference = exact.style_best - fast.style_best
     assert float(difference.mean()) < 0.02
     assert float(np.corrcoef(exact.style_best.numpy(), fast.style_best.numpy())[0, 1]) > 0.8
+
+
+@pytest.mark.parametrize("circular", [False, True])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_patch_scores_equal_the_unfolded_dot_products(circular: bool, layout: torch.memory_format) -> None:
+    generator = torch.Generator().manual_seed(3)
+    features = torch.randn(1, 5, 9, 11, generator=generator).contiguous(memory_format=layout)
+    targets = position_major(torch.randn(30, 5 * 9, generator=generator))
+    unfolded = position_major(extract_patches(features, circular))
+    candidates = torch.randint(0, 30, (len(unfolded), 3), generator=generator)
+    expected = (unfolded[:, None, :] * targets[candidates]).sum(-1)
+    # slices of a few rows only, so that the slicing is exercised too
+    got = patch_scores(features, circular, targets, candidates, budget_bytes=4 * 4 * targets.shape[1] * 7)
+    assert torch.allclose(got, expected, atol=1e-5)
+
+
+def test_rescoring_in_full_dimension_never_picks_a_worse_candidate(features) -> None:
+    """One search from the same start, with and without re-scoring its best 4 candidates:
+    the re-scored choice correlates at least as well with every patch, and better on average."""
+    style = StyleLayer.from_features(features["style"]["3_1"])
+    current_features = features["grass"]["3_1"]
+    current = normalise_rows(extract_patches(current_features))
+    rescored, projected = (PatchMatcher(exact_below=0, rerank=rerank, dims=16).match_features(
+        current_features, style, 0.0, None, False, None, {}) for rerank in (4, 0))
+    better = exact_scores(current, style.normalised, rescored.indices)
+    plain = exact_scores(current, style.normalised, projected.indices)
+    assert bool((better >= plain - 1e-5).all())
+    assert float((better - plain).mean()) > 0.0
+
+
+def test_inverse_candidates_are_style_patches_whose_best_image_patch_it_is(features) -> None:
+    style = StyleLayer.from_features(features["style"]["3_1"])
+    index = style_index(style, 16)
+    image_positions = 50
+    start = torch.arange(image_positions) % len(index.positions)
+    reverse = torch.zeros(len(index.valid), dtype=torch.long)
+    reverse[index.positions] = (index.positions * 7) % 40  # image patches 40..49 own no style patch
+    inverse = PatchMatcher._inverse({"reverse": reverse}, index, start)
+    assert inverse is not None and inverse.shape == (image_positions, 1)
+    owned = inverse[:40, 0]
+    assert torch.equal(reverse[owned], torch.arange(40))  # each owns the style patch it gets
+    assert torch.equal(inverse[40:, 0], start[40:])  # the others keep their start
+    assert PatchMatcher._inverse({}, index, start) is None  # no reverse search yet
 
 
 def test_dropped_style_patches_are_never_chosen_and_select_picks_patches(features) -> None:
@@ -203,6 +247,7 @@ def test_matching_names() -> None:
         SynthesisParams(matching="nearest").validate()
     with pytest.raises(ValueError):
         matcher("nearest")
+
 
 
 def test_default_fast_matcher_matches_small_layers_exactly(features) -> None:
