@@ -22,8 +22,9 @@ def _layers(text: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def add_synthesis_options(parser: argparse.ArgumentParser) -> None:
-    d = P.SynthesisParams()
+def add_synthesis_options(parser: argparse.ArgumentParser, d: P.SynthesisParams | None = None) -> None:
+    """The synthesis flags, with ``d``'s values (default: SynthesisParams()) as defaults."""
+    d = d or P.SynthesisParams()
     g = parser.add_argument_group("synthesis (defaults: the blog's settings)")
     g.add_argument("--size", type=_size, metavar="WxH", help="output size (default: the exemplar's)")
     g.add_argument("--tileable", action="store_true", help="make the output tile seamlessly")

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from esm_api.params import MATCHINGS, NetworkParams, ParamError, SynthesisParams
+from esm_api.params import MATCHINGS, FillParams, NetworkParams, ParamError, SynthesisParams
+from esm_cli.main import main
 from esm_core import Engine
 from esm_core.images import load_image
 from esm_core.matching import PatchMatcher, matcher, patch_scores, principal_basis, rescale_matches, style_index
@@ -248,6 +249,15 @@ def test_matching_names() -> None:
     with pytest.raises(ValueError):
         matcher("nearest")
 
+
+def test_texture_synthesis_defaults_to_fast_and_fill_to_exact(capsys: pytest.CaptureFixture[str]) -> None:
+    """The defaults docs/performance.md argues for, in the engine's parameters and in ``--help``."""
+    assert SynthesisParams().matching == "fast"
+    assert FillParams().matching == "exact"
+    for command, default in (("synth", "fast"), ("fill", "exact")):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        assert f"(default {default})" in " ".join(capsys.readouterr().out.split())
 
 
 def test_default_fast_matcher_matches_small_layers_exactly(features) -> None:

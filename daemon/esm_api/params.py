@@ -111,7 +111,7 @@ class SynthesisParams:
     smoothness: float = 0.1
     layers: tuple[str, ...] = ("3_1", "4_1")
     loss: str = "patches"
-    matching: str = "exact"
+    matching: str = "fast"  # within 5 % of exact's scores, 5x faster at 512x512 (docs/performance.md)
     network: NetworkParams = field(default_factory=NetworkParams)
 
     def validate(self) -> None:
@@ -186,6 +186,8 @@ class FillParams(SynthesisParams):
     except width/height (the result has the input image's size), plus the context band and
     the form of the result."""
 
+    # exact: fast searches every patch of the canvas however small the hole, and was not measured on fills
+    matching: str = "exact"
     context: int = 64  # px around the hole whose patches are the style (when no source image)
     output: str = "composite"  # "composite": the whole image, filled; "layer": RGBA, hole only
 

@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="width of the band around the hole whose texture is continued (default %(default)s)")
     parser.add_argument("--output-layer", action="store_true",
                         help="write only the filled pixels, as RGBA with everything else transparent")
-    add_synthesis_options(parser)
+    add_synthesis_options(parser, defaults)
     add_daemon_options(parser)
     parser.set_defaults(func=run)
 
