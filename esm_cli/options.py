@@ -42,7 +42,8 @@ def add_synthesis_options(parser: argparse.ArgumentParser, d: P.SynthesisParams 
     g.add_argument("--loss", choices=P.LOSSES, default=d.loss, help="default %(default)s")
     g.add_argument("--matching", choices=P.MATCHINGS, default=d.matching,
                    help="patch nearest-neighbour search: exact = brute force (the reference), fast = "
-                        "approximate PatchMatch search, see docs/performance.md (default %(default)s)")
+                        "approximate PatchMatch search, about 5x faster at 512x512 and as good with --variety; "
+                        "with --variety 0 prefer exact (docs/performance.md) (default %(default)s)")
     add_engine_options(parser)
 
 
