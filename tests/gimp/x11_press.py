@@ -2,7 +2,8 @@
 Stands in for the user in the GIMP GUI test (no window manager, no xdotool in the root):
 gives the window the input focus and presses the key through XTest (GTK 3 reads input
 through XInput2, so synthetic XSendEvent keys would be ignored). libX11 + libXtst via
-ctypes. Exit status 1 when no window has that title (yet)."""
+ctypes. Exit status 1 when no window has that title (yet), 2 when the display cannot be opened
+(it may have closed)."""
 import ctypes
 import sys
 
