@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from .patches import (DEFAULT_BUDGET_BYTES, PATCH, MatchResult, extract_patches, match_exact, normalise_rows,
-                      with_backoff)
+                      patch_map, with_backoff)
 
 PROJECTION_DIMS = 96  # 64 and 80 lost 2-4 % more patch SWD at 512x512; 128: +1.4 s (docs/performance.md)
 PCA_SAMPLES = 4096  # style patches that estimate the principal directions
@@ -30,9 +30,8 @@ COLD_ITERATIONS = 8  # first search of a phase: from random matches
 COARSE_ITERATIONS = 2  # first search of a phase that starts from the coarser phase's matches
 WARM_ITERATIONS = 1  # later searches: from the previous evaluation's matches (2 cost 2x for 0.0003 correlation)
 WARM_RADII = 4  # random search radii of warm searches: up to 8 positions from the match (all: no better)
-SEARCH_RERANK = 4  # the search's best candidates re-scored in full dimension (docs/performance.md)
+RERANK = 4  # best candidates re-scored in full dimension, by the search and the flat fallback (docs/performance.md)
 RESCORE_ROWS = 1024  # image patches re-scored at a time
-RERANK = 4  # flat fallback: candidates re-scored in full dimension
 SIMILAR = 4  # k-coherence: candidates from the style patches most like the current match (8: no better)
 GRAPH_POOL = 4096  # the similar patches are looked for among at most this many (16384: 2x the index time, no gain)
 EXACT_BELOW_FLOP = 4e9  # layers whose exact matching costs less use it (the coarse phases)
@@ -125,37 +124,33 @@ def style_index(layer: Any, dims: int, similar: int = 0, budget_bytes: int = DEF
     return layer.index[key]
 
 
-def project_patches(features: torch.Tensor, weight: torch.Tensor, circular: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """(1, C, H, W) -> ((positions, d), (positions,)): every 3x3 patch (as ``extract_patches``
-    orders them) divided by its norm and projected, as a convolution (no patch is ever
-    unfolded), and the patches' norms."""
-    if circular:
-        features = F.pad(features, (1, 1, 1, 1), mode="circular")
-    projected = F.conv2d(features, weight)
-    norms = (F.avg_pool2d(features.pow(2).sum(1, keepdim=True), PATCH, stride=1) * PATCH * PATCH).sqrt()
+def project_patches(padded: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``padded`` (1, C, H, W; a ``patches.patch_map``) -> ((positions, d), (positions,)): every
+    3x3 window (as ``extract_patches`` orders them) divided by its norm and projected, as a
+    convolution (no patch is ever unfolded), and the windows' norms."""
+    projected = F.conv2d(padded, weight)
+    norms = (F.avg_pool2d(padded.pow(2).sum(1, keepdim=True), PATCH, stride=1) * PATCH * PATCH).sqrt()
     projected = projected / norms.clamp_min(_EPS)
     return projected[0].flatten(1).T.contiguous(), norms.flatten()
 
 
-def patch_scores(features: torch.Tensor, circular: bool, targets: torch.Tensor, candidates: torch.Tensor,
+def patch_scores(padded: torch.Tensor, targets: torch.Tensor, candidates: torch.Tensor,
                  budget_bytes: int) -> torch.Tensor:
-    """(positions, k): the dot product of every 3x3 patch of ``features`` (1, C, H, W; as
-    ``extract_patches`` orders them) with each of its ``candidates`` (positions, k) rows of
-    ``targets`` (position-major patches, ``patches.position_major``), in full dimension. The
-    image's patches are gathered from the channels-last map a slice at a time, never
-    unfolded whole."""
-    if circular:
-        features = F.pad(features, (1, 1, 1, 1), mode="circular")
-    channels, height, width = features.shape[1:]
+    """(positions, k): the dot product of every 3x3 window of ``padded`` (1, C, H, W; a
+    ``patches.patch_map``; as ``extract_patches`` orders them) with each of its ``candidates``
+    (positions, k) rows of ``targets`` (position-major patches, ``patches.position_major``), in
+    full dimension. The windows are gathered from the channels-last map a slice at a time,
+    never unfolded whole."""
+    channels, height, width = padded.shape[1:]
     cols = width - PATCH + 1
-    table = features[0].permute(1, 2, 0).reshape(-1, channels)  # no copy when channels-last
-    window = torch.tensor([dy * width + dx for dy in range(PATCH) for dx in range(PATCH)], device=features.device)
+    table = padded[0].permute(1, 2, 0).reshape(-1, channels)  # no copy when channels-last
+    window = torch.tensor([dy * width + dx for dy in range(PATCH) for dx in range(PATCH)], device=padded.device)
     count, k = candidates.shape
     # slices of about a thousand patches: their gathered candidates stay in the cache
     rows = max(1, min(RESCORE_ROWS, budget_bytes // (4 * (k + 1) * targets.shape[1])))
     scores = targets.new_empty(count, k)
     for start in range(0, count, rows):
-        place = torch.arange(start, min(start + rows, count), device=features.device)
+        place = torch.arange(start, min(start + rows, count), device=padded.device)
         corner = (place // cols) * width + place % cols
         current = table.index_select(0, (corner[:, None] + window).reshape(-1)).view(len(place), -1, 1)
         scores[start:start + rows] = torch.bmm(_take(targets, candidates[start:start + rows]), current)[..., 0]
@@ -293,7 +288,7 @@ class PatchMatcher:
     layers whose exact matching costs fewer floating-point operations use it."""
 
     def __init__(self, dims: int = PROJECTION_DIMS, cold: int = COLD_ITERATIONS, warm: int = WARM_ITERATIONS,
-                 similar: int = SIMILAR, rerank: int = SEARCH_RERANK, exact_below: float = EXACT_BELOW_FLOP,
+                 similar: int = SIMILAR, rerank: int = RERANK, exact_below: float = EXACT_BELOW_FLOP,
                  budget_bytes: int = DEFAULT_BUDGET_BYTES, coarse: int = COARSE_ITERATIONS) -> None:
         self.dims, self.cold, self.warm, self.coarse, self.similar = dims, cold, warm, coarse, similar
         self.rerank, self.exact_below, self.budget_bytes = rerank, exact_below, budget_bytes
@@ -324,7 +319,8 @@ class PatchMatcher:
             return result
         index = style_index(layer, self.dims, self.similar, budget)
         device = features.device
-        query, query_norms = project_patches(features, index.weight, circular)
+        padded = patch_map(features, circular)  # once for the projection and the re-scoring
+        query, query_norms = project_patches(padded, index.weight)
         if state.get("shape") != (shape, index.grid):
             self._new_phase(state, (shape, index.grid), device)
         current_grid, style_grid = state["grids"]
@@ -347,7 +343,7 @@ class PatchMatcher:
                                         index.similar, seen, fixed=inverse)
         if self.rerank:  # the best candidates re-ranked by their normalised cross-correlations in full
             patches = _take(index.patch_of, candidates).clamp_(min=0)  # dropped ones are barred by ``bias``
-            raw = patch_scores(features, circular, layer.targets, patches, budget)
+            raw = patch_scores(padded, layer.targets, patches, budget)
             raw /= query_norms.clamp_min(_EPS)[:, None] * _take(index.norms, patches)
             scores, where = (raw - _take(bias, candidates)).max(1, keepdim=True)
             matches, raw = candidates.gather(1, where)[:, 0], raw.gather(1, where)[:, 0]

@@ -20,12 +20,16 @@ _EPS = 1e-8
 T = TypeVar("T")
 
 
+def patch_map(features: torch.Tensor, circular: bool) -> torch.Tensor:
+    """The map whose 3x3 windows (stride 1, no padding) are the patches of ``features``:
+    ``features`` itself, or with ``circular`` wrapped around by one pixel on every side."""
+    return F.pad(features, (1, 1, 1, 1), mode="circular") if circular else features
+
+
 def extract_patches(features: torch.Tensor, circular: bool = False) -> torch.Tensor:
     """(1, C, H, W) -> (L, C*9): every 3x3 patch, stride 1. Without ``circular`` there is no
     padding (L = (H-2)(W-2)); with it the patches wrap around the edges (L = H*W)."""
-    if circular:
-        features = F.pad(features, (1, 1, 1, 1), mode="circular")
-    return F.unfold(features, PATCH).squeeze(0).transpose(0, 1)
+    return F.unfold(patch_map(features, circular), PATCH).squeeze(0).transpose(0, 1)
 
 
 def normalise_rows(patches: torch.Tensor) -> torch.Tensor:
@@ -127,8 +131,7 @@ def patch_distance(
     sum(cover·f²) - 2·sum(f·T) + sum(|t|²), with T the matched style patches folded onto the
     map and cover the number of patches over each position: no unfolded copy of the current
     features, and no fold in the backward pass."""
-    if circular:
-        features = F.pad(features, (1, 1, 1, 1), mode="circular")
+    features = patch_map(features, circular)
     rows, cols = features.shape[-2] - 2, features.shape[-1] - 2
     with torch.no_grad():
         grid, weight = indices, None

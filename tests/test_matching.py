@@ -13,8 +13,8 @@ from esm_core.images import load_image
 from esm_core.matching import PatchMatcher, matcher, patch_scores, principal_basis, rescale_matches, style_index
 from esm_core.networks import RandomNetwork, normalise_pixels
 from esm_core.objectives import PatchLoss, StyleLayer
-from esm_core.patches import (extract_patches, match_exact, normalise_rows, patch_distance, position_major,
-                              with_backoff)
+from esm_core.patches import (extract_patches, match_exact, normalise_rows, patch_distance, patch_map,
+                              position_major, with_backoff)
 from esm_core.resample import resize
 from esm_core.synthesis import to_tensor
 
@@ -94,7 +94,7 @@ def test_patch_scores_equal_the_unfolded_dot_products(circular: bool, layout: to
     candidates = torch.randint(0, 30, (len(unfolded), 3), generator=generator)
     expected = (unfolded[:, None, :] * targets[candidates]).sum(-1)
     # slices of a few rows only, so that the slicing is exercised too
-    got = patch_scores(features, circular, targets, candidates, budget_bytes=4 * 4 * targets.shape[1] * 7)
+    got = patch_scores(patch_map(features, circular), targets, candidates, budget_bytes=4 * 4 * targets.shape[1] * 7)
     assert torch.allclose(got, expected, atol=1e-5)
 
 
