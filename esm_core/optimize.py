@@ -2,11 +2,13 @@
 loss evaluations, no early stopping."""
 from __future__ import annotations
 
+import threading
 from typing import Callable
 
 import numpy as np
 import torch
 from scipy.optimize import _lbfgsb
+from threadpoolctl import threadpool_limits
 
 HISTORY = 5
 PIXEL_MIN, PIXEL_MAX = 0.0, 255.0
@@ -18,6 +20,37 @@ AfterEvaluation = Callable[[int, float, np.ndarray], None]
 
 class _BudgetSpent(Exception):
     pass
+
+
+class _SequentialBlas:
+    """While any L-BFGS-B run is active, the BLAS libraries that threadpoolctl finds (the
+    OpenBLAS of numpy and scipy; torch's own BLAS is built in and not affected) use one thread.
+    L-BFGS-B only calls vector routines, which gain nothing from threads, and OpenBLAS's idle
+    threads busy-wait after every call, taking the cores from the torch work that follows:
+    a 512x512 synthesis spent 1-1.5 s more in the network (docs/performance.md). OpenBLAS's
+    limit is process-wide, so concurrent runs (lockstep batches) share one, restored when the
+    last run ends."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._runs = 0
+        self._limiter: threadpool_limits | None = None
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if not self._runs:
+                self._limiter = threadpool_limits(limits=1, user_api="blas")
+            self._runs += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._lock:
+            self._runs -= 1
+            if not self._runs and self._limiter is not None:
+                self._limiter.restore_original_limits()
+                self._limiter = None
+
+
+_SEQUENTIAL_BLAS = _SequentialBlas()
 
 
 def minimise_pixels(
@@ -62,7 +95,8 @@ def minimise_pixels(
         return value * scale, gradient * scale
 
     try:
-        _drive_setulb(value_and_gradient, np.clip(start.astype(np.float64), PIXEL_MIN, PIXEL_MAX))
+        with _SEQUENTIAL_BLAS:
+            _drive_setulb(value_and_gradient, np.clip(start.astype(np.float64), PIXEL_MIN, PIXEL_MAX))
     except _BudgetSpent:
         pass
     return best_x

@@ -1,5 +1,6 @@
-"""The pixel optimiser: bounds, the exact evaluation budget, the best point, and its direct
-L-BFGS-B driver taking the same steps as scipy.optimize.minimize."""
+"""The pixel optimiser: bounds, the exact evaluation budget, the best point, its direct
+L-BFGS-B driver taking the same steps as scipy.optimize.minimize, and one BLAS thread while
+it runs."""
 from __future__ import annotations
 
 from typing import Callable
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 import scipy.optimize
 import torch
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from esm_core import optimize
 
@@ -55,3 +57,25 @@ def test_budget_bounds_and_best_point() -> None:
     assert losses[-1] < losses[0] / 10  # it really optimised
     assert best.min() >= optimize.PIXEL_MIN and best.max() <= optimize.PIXEL_MAX
     assert np.array_equal(best, seen[int(np.argmin(losses))][2])  # the best evaluated point
+
+
+def blas_threads() -> list[int]:
+    return [library["num_threads"] for library in threadpool_info() if library["user_api"] == "blas"]
+
+
+def test_blas_uses_one_thread_while_any_run_is_active_and_is_restored_after() -> None:
+    start = np.random.default_rng(0).uniform(0, 255, 500)
+    outer_threads: list[list[int]] = []
+
+    def outer_step(step: int, loss: float, x: np.ndarray) -> None:
+        if step == 2:  # a second run starts and ends while this one is active (as lockstep runs do)
+            inner_threads: list[list[int]] = []
+            optimize.minimise_pixels(bumpy_loss, start, 2, DEVICE, lambda *_: inner_threads.append(blas_threads()))
+            assert inner_threads and all(set(threads) == {1} for threads in inner_threads)
+        outer_threads.append(blas_threads())
+
+    with threadpool_limits(limits=2, user_api="blas"):  # threads to take away, even on a one-core machine
+        assert blas_threads() and set(blas_threads()) == {2}
+        optimize.minimise_pixels(bumpy_loss, start, 4, DEVICE, outer_step)
+        assert len(outer_threads) == 4 and all(set(threads) == {1} for threads in outer_threads)
+        assert set(blas_threads()) == {2}
