@@ -24,6 +24,8 @@ import zmq  # noqa: E402
 from esm_api import protocol as P  # noqa: E402
 from esm_core import CancelToken, Cancelled, Engine, ImageError, ParamError, Progress, SizeError  # noqa: E402
 
+from .memory import release_freed_memory  # noqa: E402
+
 log = logging.getLogger("esm.daemon")
 
 PROGRESS_INTERVAL_S = 0.1  # at most ~10 progress messages a second (plus each phase's last step)
@@ -50,8 +52,10 @@ def shrink(image: np.ndarray, max_side: int = PREVIEW_MAX_SIDE) -> np.ndarray:
     return np.ascontiguousarray(image[::step, ::step]) if step > 1 else np.ascontiguousarray(image)
 
 
-def _free_device_memory(engine: Engine) -> None:
+def _free_memory(engine: Engine) -> None:
+    """Hands what a job's tensors used back to the system: the daemon idles between jobs."""
     gc.collect()
+    release_freed_memory()
     if engine.device.type == "cuda":
         import torch
 
@@ -149,7 +153,7 @@ class Worker(threading.Thread):
         except Cancelled:
             log.info("job %s cancelled after %.1f s", job.id, time.monotonic() - started)
             self._emit(END, job, {"type": "cancelled", "message": "the job was cancelled"})
-            _free_device_memory(self.engine)
+            _free_memory(self.engine)
         except (ParamError, ImageError, SizeError) as error:
             self._emit(END, job, {"type": "error", "code": P.BAD_PARAMS, "message": str(error)})
         except MemoryError:
@@ -161,7 +165,7 @@ class Worker(threading.Thread):
             log.error("job %s failed:\n%s", job.id, traceback.format_exc())
             self._emit(END, job, {"type": "error", "code": P.JOB_FAILED,
                                   "message": f"{type(error).__name__}: {error}"})
-            _free_device_memory(self.engine)
+            _free_memory(self.engine)
         else:
             images = [np.ascontiguousarray(r if r.ndim == 3 else r[..., None], dtype=np.uint8) for r in results]
             descriptors = [{"width": a.shape[1], "height": a.shape[0], "channels": a.shape[2], "frame": i + 1}
@@ -169,11 +173,12 @@ class Worker(threading.Thread):
             elapsed = time.monotonic() - started
             log.info("job %s (%s) done in %.2f s", job.id, job.mode, elapsed)
             self._emit(END, job, {"type": "result", "images": descriptors, "elapsed_s": elapsed}, images)
+            _free_memory(self.engine)
         finally:
             job.images = {}  # the inputs' memory goes as soon as the job ends
 
     def _fail_out_of_memory(self, job: JobRecord) -> None:
         log.warning("job %s ran out of memory", job.id)
-        _free_device_memory(self.engine)
+        _free_memory(self.engine)
         self._emit(END, job, {"type": "error", "code": P.OUT_OF_MEMORY,
                               "message": "out of memory: try a smaller size or fewer phases"})
