@@ -35,9 +35,9 @@ BLOG = {"phases": 4, "iterations": 10, "style_weight": 100.0, "variety": 0.1, "s
 
 def child(spec: dict[str, Any]) -> dict[str, Any]:
     """One synthesis in this process: times, peak memory and scores."""
-    from esm_daemon.memory import keep_freed_memory
+    from esm_daemon.memory import keep_freed_memory, prepare_for_job
 
-    keep_freed_memory()  # first thing, as `esm synth` does
+    keep_freed_memory()  # first thing, as `esm synth` does, and prepare_for_job below
     import torch
 
     from esm_core import Engine, SynthesisParams, load_image
@@ -79,6 +79,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     exemplar = load_image(spec["exemplar"])
     params = SynthesisParams(width=spec["size"], height=spec["size"], seed=spec["seed"], matching=spec["matching"],
                              **BLOG)
+    prepare_for_job(spec["size"] ** 2)
     if device.type == "cuda" and spec["warmup"]:
         engine.synthesize(exemplar, params)
         spent[0] = 0.0

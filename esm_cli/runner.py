@@ -45,9 +45,13 @@ def _detail(phase: int, phases: int, step: int, steps: int, loss: float | None) 
 
 def _in_process(device: str, mode: str, params: Any, images: Mapping[str, np.ndarray],
                 bar: ProgressBar) -> list[np.ndarray]:
+    from esm_api.jobs import output_size
     from esm_cli.errors import user_errors
     from esm_core import Engine
+    from esm_daemon.memory import prepare_for_job
 
+    width, height = output_size(params, ((image.shape[1], image.shape[0]) for image in images.values()))
+    prepare_for_job(width * height)
     with user_errors():
         return Engine(device).run(
             mode, P.to_dict(params), images,

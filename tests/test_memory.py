@@ -1,7 +1,7 @@
-"""glibc's allocator settings (esm_daemon.memory): a freed big tensor's memory is reused
-without faulting its pages in again, also in a thread (where the daemon runs its jobs), and
-goes back to the system on release. Each case runs in its own process: the settings are
-process-wide."""
+"""glibc's allocator settings (esm_daemon.memory): repeated loss evaluations in a thread (as the
+daemon runs its jobs) reuse freed memory instead of faulting fresh pages in, their memory goes
+back to the system on release, and jobs with big outputs get glibc's mapped blocks back. Each
+case runs in its own process: the settings are process-wide."""
 from __future__ import annotations
 
 import json
@@ -9,29 +9,41 @@ import os
 import subprocess
 import sys
 
-# In a worker thread: a 64 MiB tensor (above glibc's 32 MiB mmap threshold) is written, freed and
-# allocated again; reports the page faults of writing the second one, and the resident memory
-# after freeing it, then after release_freed_memory.
+from esm_daemon.memory import KEEP_FREED_UP_TO_PIXELS
+
+# In a worker thread: network forward and backward passes at 512x512 (tensors of 48 MiB, above
+# glibc's 32 MiB mmap threshold), two to warm up, then four whose page faults are counted; then
+# the resident memory before and after release_freed_memory.
 PROBE = """
-import json, resource, threading
-from esm_daemon.memory import keep_freed_memory, release_freed_memory
+import json, resource, sys, threading
+from esm_daemon.memory import keep_freed_memory, prepare_for_job, release_freed_memory
 
 applied = keep_freed_memory()  # first thing, as esm_cli.main does
 import torch
+from esm_api.params import NetworkParams
+from esm_core.networks import RandomNetwork, normalise_pixels
 
 def resident() -> int:
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * resource.getpagesize()
 
 report = {"applied": applied}
+if len(sys.argv) > 1:  # a job's output pixels
+    report["kept_for_job"] = prepare_for_job(int(sys.argv[1]))
+network = RandomNetwork(NetworkParams())
+
+def evaluation() -> None:
+    pixels = torch.rand(1, 3, 512, 512).mul_(255).requires_grad_(True)
+    features = network(normalise_pixels(pixels), ("3_1", "4_1"))
+    sum(f.square().mean() for f in features.values()).backward()
 
 def job() -> None:
-    torch.empty(16 << 20).fill_(1.0)  # 64 MiB, freed at once
+    for _ in range(2):
+        evaluation()
     before = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
-    second = torch.empty(16 << 20)
-    second.fill_(2.0)
+    for _ in range(4):
+        evaluation()
     report["faults"] = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt - before
-    del second
     report["kept"] = resident()
     release_freed_memory()
     report["released"] = resident()
@@ -42,23 +54,30 @@ worker.start()
 worker.join()
 print(json.dumps(report))
 """
-PAGES = (64 << 20) // 4096
+FAULTS_WITHOUT = 100_000  # four evaluations fault in about 200k pages (800 MB) with glibc's defaults
 
 
-def probe(**env: str) -> dict[str, int]:
-    done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, check=True,
+def probe(*args: str, **env: str) -> dict[str, int]:
+    done = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, check=True,
                           env={**os.environ, **env})
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_freed_memory_is_reused_in_a_thread_and_released_on_request() -> None:
+def test_evaluations_reuse_freed_memory_in_a_thread_and_release_it_on_request() -> None:
     kept = probe()
     assert kept["applied"] is True  # glibc (the project's platforms)
-    assert kept["faults"] < PAGES // 10  # the freed block was reused, its pages still mapped
-    assert kept["kept"] - kept["released"] > (48 << 20)  # ... and handed back on release
+    assert kept["faults"] < FAULTS_WITHOUT // 10
+    assert kept["kept"] - kept["released"] > (48 << 20)
 
 
 def test_the_system_allocator_stays_when_asked() -> None:
     system = probe(ESM_SYSTEM_MALLOC="1")
     assert system["applied"] is False
-    assert system["faults"] > PAGES // 2  # glibc's mmap: a fresh mapping, every page faulted in again
+    assert system["faults"] > FAULTS_WITHOUT
+
+
+def test_jobs_keep_freed_memory_up_to_the_size_limit_and_map_big_blocks_above_it() -> None:
+    small = probe(str(KEEP_FREED_UP_TO_PIXELS))
+    assert small["kept_for_job"] is True and small["faults"] < FAULTS_WITHOUT // 10
+    large = probe(str(KEEP_FREED_UP_TO_PIXELS + 1))
+    assert large["kept_for_job"] is False and large["faults"] > FAULTS_WITHOUT // 2

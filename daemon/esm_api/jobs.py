@@ -6,7 +6,7 @@ from this table; the engine runs them (``esm_core.Engine.run``). Standard librar
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from .params import FillParams, ParamError, SynthesisParams, VariantParams, from_dict
 
@@ -38,3 +38,12 @@ def parse_job(mode: str, params: Mapping[str, Any] | None, image_names: set[str]
     if unknown:
         raise ParamError(f"mode {mode} takes no image(s) named {', '.join(unknown)}")
     return from_dict(spec.params, params)
+
+
+def output_size(parsed: Any, input_sizes: Iterable[tuple[int, int]]) -> tuple[int, int]:
+    """(width, height) of a job's output: the params' width and height where set, else the
+    largest input's (``input_sizes`` as (width, height) pairs)."""
+    sizes = list(input_sizes)
+    width = getattr(parsed, "width", None) or max((w for w, _ in sizes), default=0)
+    height = getattr(parsed, "height", None) or max((h for _, h in sizes), default=0)
+    return width, height

@@ -7,9 +7,12 @@ fresh ``mmap`` and unmaps it when it is freed, so every loss evaluation faults t
 big tensors in again: 1.5 M page faults and about 3 s of system time in a 7 s synthesis at
 512x512. ``keep_freed_memory`` makes glibc keep freed memory in its heap for reuse instead, with
 one heap for all threads (the other threads' heaps cannot hold blocks above 64 MiB, and the
-daemon runs its jobs in a worker thread): 7.0 -> 5.5 s in a thread, the same peak memory
-(docs/performance.md). ``release_freed_memory`` hands what the heap keeps back to the system,
-after each daemon job. Elsewhere than glibc both do nothing.
+daemon runs its jobs in a worker thread): 7.0 -> 5.5 s in a thread. The heap's layout costs
+memory on big jobs, though (2048x2048: 8.0 GiB peak against 5.4), so ``prepare_for_job`` keeps
+freed memory only for outputs up to ``KEEP_FREED_UP_TO_PIXELS`` and lets larger jobs map and
+unmap their big blocks as glibc does by default. ``release_freed_memory`` hands what the heap
+keeps back to the system, after each daemon job. docs/performance.md has the measurements.
+Elsewhere than glibc all three do nothing.
 """
 from __future__ import annotations
 
@@ -19,8 +22,13 @@ import os
 from functools import cache
 
 DISABLE_ENV = "ESM_SYSTEM_MALLOC"  # set to 1 to leave glibc's allocator as it is
-_M_TRIM_THRESHOLD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -4, -8  # mallopt parameters (malloc.h)
-KEEP_FREED_BYTES = 1 << 30  # freed memory at the heap's top kept for reuse between evaluations
+KEEP_FREED_UP_TO_PIXELS = 1024 * 1024  # 1024x1024: 2.4-2.7 GiB peak against 2.3; 2048x2048: +2.6 GiB
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -3, -4, -8  # mallopt's (malloc.h)
+_MMAP_THRESHOLD = 32 << 20  # glibc's largest (what its sliding threshold settles at for these jobs)
+_MMAP_MAX = 65536  # glibc's default number of mapped blocks
+_KEEP = {_M_MMAP_MAX: 0, _M_TRIM_THRESHOLD: 1 << 30}  # no mapped blocks; up to 1 GiB kept at the heap's top
+_MAP = {_M_MMAP_MAX: _MMAP_MAX, _M_TRIM_THRESHOLD: 2 * _MMAP_THRESHOLD}  # glibc's behaviour (its sliding trim)
+_applied = False
 
 
 @cache
@@ -36,16 +44,30 @@ def _glibc() -> ctypes.CDLL | None:
     return libc
 
 
+def _set(settings: dict[int, int]) -> bool:
+    libc = _glibc()
+    return libc is not None and all(libc.mallopt(parameter, value) == 1 for parameter, value in settings.items())
+
+
 def keep_freed_memory() -> bool:
     """Keeps freed memory in one heap for reuse (see the module's text). Call once, first
     thing: a thread that allocated before keeps a heap of its own, which a later thread may
     inherit when it ends. Returns whether the settings apply (glibc, and ``$ESM_SYSTEM_MALLOC``
     not set to 1)."""
-    libc = _glibc()
-    if libc is None or os.environ.get(DISABLE_ENV) == "1":
+    global _applied
+    if os.environ.get(DISABLE_ENV) == "1":
         return False
-    return all(libc.mallopt(parameter, value) == 1 for parameter, value in
-               ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, KEEP_FREED_BYTES), (_M_ARENA_MAX, 1)))
+    # a fixed mmap threshold: setting the trim threshold stops glibc from sliding it up itself
+    _applied = _set({_M_ARENA_MAX: 1, _M_MMAP_THRESHOLD: _MMAP_THRESHOLD, **_KEEP})
+    return _applied
+
+
+def prepare_for_job(output_pixels: int) -> bool:
+    """Before a job: keep freed memory if its output has at most ``KEEP_FREED_UP_TO_PIXELS``,
+    else map big blocks afresh (less memory, more page faults). Does nothing unless
+    ``keep_freed_memory`` applied. Returns whether freed memory is kept for this job."""
+    keep = output_pixels <= KEEP_FREED_UP_TO_PIXELS
+    return _applied and _set(_KEEP if keep else _MAP) and keep
 
 
 def release_freed_memory() -> None:

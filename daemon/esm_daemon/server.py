@@ -14,7 +14,7 @@ from typing import Any, Callable
 import zmq
 
 from esm_api import protocol as P
-from esm_api.jobs import MODES, parse_job
+from esm_api.jobs import MODES, output_size, parse_job
 
 from . import keys as K
 from . import paths
@@ -279,24 +279,23 @@ class Server:
             parsed = parse_job(mode, params, frozenset(images))
         except Exception as error:  # ParamError, and TypeErrors from oddly typed values
             raise Reply(P.BAD_PARAMS, str(error) or type(error).__name__) from None
-        self._check_output_size(parsed, images.values())
+        output_pixels = self._check_output_size(parsed, images.values())
         if self.worker.queued() >= limits.max_queue:
             raise Reply(P.BUSY, f"{limits.max_queue} jobs are already waiting; try again later")
         job = JobRecord(uuid.uuid4().hex, owner, rid, mode, params,
                         {name: to_array(image).copy() for name, image in images.items()},  # frees the frames
-                        preview_every_s)
+                        preview_every_s, output_pixels)
         self.jobs[job.id] = job
         self._reply(owner, rid, {"type": "accepted", "job": job.id, "queued": self.worker.queued()})
         self.worker.enqueue(job)
 
-    def _check_output_size(self, parsed: Any, images: Any) -> None:
-        """Output size from the params (width/height), defaulting to the largest input."""
-        images = list(images)
-        width = getattr(parsed, "width", None) or max((i.width for i in images), default=0)
-        height = getattr(parsed, "height", None) or max((i.height for i in images), default=0)
+    def _check_output_size(self, parsed: Any, images: Any) -> int:
+        """The job's output pixels (``esm_api.jobs.output_size``), if within the limit."""
+        width, height = output_size(parsed, ((image.width, image.height) for image in images))
         if width * height > self.limits.max_output_pixels:
             raise Reply(P.TOO_LARGE, f"output {width}x{height} = {width * height} pixels; the limit is "
                                      f"{self.limits.max_output_pixels}")
+        return width * height
 
 
 def serve(config: DaemonConfig) -> None:

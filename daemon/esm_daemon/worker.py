@@ -24,7 +24,7 @@ import zmq  # noqa: E402
 from esm_api import protocol as P  # noqa: E402
 from esm_core import CancelToken, Cancelled, Engine, ImageError, ParamError, Progress, SizeError  # noqa: E402
 
-from .memory import release_freed_memory  # noqa: E402
+from .memory import prepare_for_job, release_freed_memory  # noqa: E402
 
 log = logging.getLogger("esm.daemon")
 
@@ -42,6 +42,7 @@ class JobRecord:
     params: dict[str, Any]
     images: dict[str, np.ndarray]
     preview_every_s: float | None
+    output_pixels: int
     cancel: CancelToken = field(default_factory=CancelToken)
     running: bool = False
 
@@ -148,6 +149,7 @@ class Worker(threading.Thread):
             last_sent = now
             self._emit(PROGRESS, job, header, frames)
 
+        prepare_for_job(job.output_pixels)
         try:
             results = self.engine.run(job.mode, job.params, job.images, on_progress, job.cancel)
         except Cancelled:

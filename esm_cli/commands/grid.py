@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from esm_api.jobs import output_size
 from esm_api.params import NetworkParams
 from esm_cli.errors import UserError, user_errors
 from esm_cli.options import add_synthesis_options, synthesis_params
@@ -41,10 +42,13 @@ def run(args: argparse.Namespace) -> int:
         params = synthesis_params(args)
         from esm_core import Engine, load_image, save_image
         from esm_core.grid import contact_sheet, describe, render_grid
+        from esm_daemon.memory import prepare_for_job
 
         if not args.output.parent.is_dir():
             raise UserError(f"{args.output.parent}: output folder does not exist")
         exemplar = load_image(args.exemplar)
+        width, height = output_size(params, [(exemplar.shape[1], exemplar.shape[0])])
+        prepare_for_job(width * height)
         engine = Engine(args.device)
         bar: ProgressBar | None = None
 
