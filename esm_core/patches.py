@@ -52,12 +52,14 @@ def match_exact(
     """Brute force over all pairs. ``current`` (Lc, D) and ``style`` (Ls, D) must already be
     row-normalised. The choice maximises ``corr - variety * style_history``."""
     count_style = style.shape[0]
-    rows = max(1, budget_bytes // (4 * count_style))
+    rows = max(1, min(current.shape[0], budget_bytes // (4 * count_style)))
     indices = torch.empty(current.shape[0], dtype=torch.long, device=current.device)
     style_best = torch.full((count_style,), -float("inf"), dtype=current.dtype, device=current.device)
     bias = variety * style_history if (variety and style_history is not None) else None
+    slice_scores = current.new_empty(rows, count_style)  # reused: one block per call, not one per slice
     for start in range(0, current.shape[0], rows):
-        scores = current[start:start + rows] @ style.T
+        chunk = current[start:start + rows]
+        scores = torch.mm(chunk, style.T, out=slice_scores[:len(chunk)])
         style_best = torch.maximum(style_best, scores.max(dim=0).values)
         if bias is not None:
             scores -= bias
