@@ -35,9 +35,9 @@ BLOG = {"phases": 4, "iterations": 10, "style_weight": 100.0, "variety": 0.1, "s
 
 def child(spec: dict[str, Any]) -> dict[str, Any]:
     """One synthesis in this process: times, peak memory and scores."""
-    from esm_daemon.memory import keep_freed_memory, prepare_for_job
+    from esm_daemon.memory import prepare_for_job, tune_allocator
 
-    keep_freed_memory()  # first thing, as `esm synth` does, and prepare_for_job below
+    tune_allocator()  # first thing, as `esm synth` does, and prepare_for_job below
     import torch
 
     from esm_core import Engine, SynthesisParams, load_image

@@ -11,7 +11,7 @@ import sys
 from typing import Sequence
 
 from esm_cli.errors import UserError
-from esm_daemon.memory import keep_freed_memory
+from esm_daemon.memory import tune_allocator
 
 # Sub-command modules; each has register(subparsers) which sets ``func`` on its parser.
 COMMANDS = ("synth", "fill", "install_plugin", "daemon", "eval", "grid", "variants")
@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    keep_freed_memory()  # before any thread allocates: in-process syntheses and the daemon run faster
+    tune_allocator()  # before any thread allocates: in-process syntheses and the daemon run faster
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -5,14 +5,14 @@ the standard library).
 glibc serves every block above 32 MiB (a 512x512 feature map of 48 channels is 48 MiB) with a
 fresh ``mmap`` and unmaps it when it is freed, so every loss evaluation faults the pages of its
 big tensors in again: 1.5 M page faults and about 3 s of system time in a 7 s synthesis at
-512x512. ``keep_freed_memory`` makes glibc keep freed memory in its heap for reuse instead, with
-one heap for all threads (the other threads' heaps cannot hold blocks above 64 MiB, and the
-daemon runs its jobs in a worker thread): 7.0 -> 5.5 s in a thread. The heap's layout costs
-memory on big jobs, though (2048x2048: 8.0 GiB peak against 5.4), so ``prepare_for_job`` keeps
-freed memory only for outputs up to ``KEEP_FREED_UP_TO_PIXELS`` and lets larger jobs map and
-unmap their big blocks as glibc does by default. ``release_freed_memory`` hands what the heap
-keeps back to the system, after each daemon job. docs/performance.md has the measurements.
-Elsewhere than glibc all three do nothing.
+512x512. ``tune_allocator`` gives all threads one heap (the other threads' heaps cannot hold
+blocks above 64 MiB, and the daemon runs its jobs in a worker thread); ``prepare_for_job`` then
+makes glibc keep freed memory in that heap for reuse, for outputs up to
+``KEEP_FREED_UP_TO_PIXELS`` (7.0 -> 5.5 s at 512x512 in a thread). Larger jobs, and whatever
+runs without ``prepare_for_job``, map and unmap big blocks as glibc does by default: the heap's
+layout costs memory on big jobs (2048x2048: 8.0 GiB peak against 5.4).
+``release_freed_memory`` hands what the heap keeps back to the system, after each daemon job.
+docs/performance.md has the measurements. Elsewhere than glibc all three do nothing.
 """
 from __future__ import annotations
 
@@ -49,23 +49,23 @@ def _set(settings: dict[int, int]) -> bool:
     return libc is not None and all(libc.mallopt(parameter, value) == 1 for parameter, value in settings.items())
 
 
-def keep_freed_memory() -> bool:
-    """Keeps freed memory in one heap for reuse (see the module's text). Call once, first
-    thing: a thread that allocated before keeps a heap of its own, which a later thread may
-    inherit when it ends. Returns whether the settings apply (glibc, and ``$ESM_SYSTEM_MALLOC``
-    not set to 1)."""
+def tune_allocator() -> bool:
+    """One heap for all threads, big blocks mapped as by default until ``prepare_for_job``
+    (see the module's text). Call once, first thing: a thread that allocated before keeps a
+    heap of its own, which a later thread may inherit when it ends. Returns whether the
+    settings apply (glibc, and ``$ESM_SYSTEM_MALLOC`` not set to 1)."""
     global _applied
     if os.environ.get(DISABLE_ENV) == "1":
         return False
     # a fixed mmap threshold: setting the trim threshold stops glibc from sliding it up itself
-    _applied = _set({_M_ARENA_MAX: 1, _M_MMAP_THRESHOLD: _MMAP_THRESHOLD, **_KEEP})
+    _applied = _set({_M_ARENA_MAX: 1, _M_MMAP_THRESHOLD: _MMAP_THRESHOLD, **_MAP})
     return _applied
 
 
 def prepare_for_job(output_pixels: int) -> bool:
     """Before a job: keep freed memory if its output has at most ``KEEP_FREED_UP_TO_PIXELS``,
     else map big blocks afresh (less memory, more page faults). Does nothing unless
-    ``keep_freed_memory`` applied. Returns whether freed memory is kept for this job."""
+    ``tune_allocator`` applied. Returns whether freed memory is kept for this job."""
     keep = output_pixels <= KEEP_FREED_UP_TO_PIXELS
     return _applied and _set(_KEEP if keep else _MAP) and keep
 

@@ -20,7 +20,7 @@ from . import keys as K
 from . import paths
 from .arrays import to_array
 from .config import DaemonConfig, StartError, check_security
-from .memory import keep_freed_memory
+from .memory import tune_allocator
 from .worker import END, JobRecord, Worker
 
 log = logging.getLogger("esm.daemon")
@@ -300,5 +300,5 @@ class Server:
 
 def serve(config: DaemonConfig) -> None:
     """Runs the daemon in this process until shutdown or SIGTERM/SIGINT."""
-    keep_freed_memory()  # before ZeroMQ's and the worker's threads (esm_cli.main did so already)
+    tune_allocator()  # before ZeroMQ's and the worker's threads (esm_cli.main did so already)
     Server(config).serve()
