@@ -6,7 +6,6 @@ from __future__ import annotations
 import gc
 import logging
 import math
-import os
 import threading
 import time
 import traceback
@@ -14,17 +13,13 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-# Before torch loads OpenMP: idle OpenMP threads must not spin on the cores that the job and the
-# socket loop need (spinning made daemon jobs ~1.8x slower on 2 cores; bench/bench_daemon.py).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import numpy as np
+import zmq
 
-import numpy as np  # noqa: E402
-import zmq  # noqa: E402
+from esm_api import protocol as P
+from esm_core import CancelToken, Cancelled, Engine, ImageError, ParamError, Progress, SizeError
 
-from esm_api import protocol as P  # noqa: E402
-from esm_core import CancelToken, Cancelled, Engine, ImageError, ParamError, Progress, SizeError  # noqa: E402
-
-from .memory import prepare_for_job, release_freed_memory  # noqa: E402
+from .memory import prepare_for_job, release_freed_memory
 
 log = logging.getLogger("esm.daemon")
 
