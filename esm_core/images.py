@@ -5,6 +5,7 @@ Engine images are uint8 arrays of shape (H, W, C), C = 1 (grey), 3 (RGB) or 4 (R
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -66,9 +67,21 @@ def array_to_pil(array: np.ndarray) -> Image.Image:
     return Image.fromarray(array, "RGB" if array.shape[2] == 3 else "RGBA")
 
 
+def _file_mode(path: Path) -> int:
+    """The permissions ``path`` should get: those of the file it replaces, else what a plain
+    ``open()`` would give a new file (0666 less the umask)."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)  # the only way to read it; set straight back
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def save_image(array: np.ndarray, path: str | os.PathLike[str]) -> None:
     """Writes atomically: a temporary file in the same folder, renamed over the target,
-    so a failure never leaves a half-written output behind."""
+    so a failure never leaves a half-written output behind. The result has the permissions
+    of the file it replaces, or a new file's (the temporary file's own are owner-only)."""
     path = Path(path)
     if not path.parent.is_dir():
         raise ImageError(f"{path.parent}: output folder does not exist")
@@ -81,6 +94,7 @@ def save_image(array: np.ndarray, path: str | os.PathLike[str]) -> None:
             image.save(tmp, format=Image.registered_extensions().get(suffix, "PNG"))
         except (KeyError, ValueError, OSError) as error:
             raise ImageError(f"{path}: cannot write this format ({error})") from None
+        os.chmod(tmp, _file_mode(path))
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -69,6 +71,22 @@ def test_bad_input_exits_2_with_a_clear_message(tmp_path: Path, capsys: pytest.C
     assert message in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_output_gets_a_new_files_permissions_or_keeps_the_replaced_files(tmp_path: Path) -> None:
+    new, existing = tmp_path / "new.png", tmp_path / "existing.png"
+    existing.write_bytes(b"old")
+    existing.chmod(0o640)
+    previous = os.umask(0o022)
+    try:
+        for output in (new, existing):
+            assert main(["synth", str(BRICK), "-o", str(output), *FAST, "-q"]) == 0
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(new.stat().st_mode) == 0o644  # not the temporary file's 0600
+    assert stat.S_IMODE(existing.stat().st_mode) == 0o640
+    with Image.open(existing) as image:
+        assert image.size == (32, 32)
 
 
 def test_output_folder_must_exist(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
