@@ -38,6 +38,15 @@ def run_job(args: argparse.Namespace, mode: str, params: Any, images: Mapping[st
         bar.close()
 
 
+def prepare_memory(params: Any, images: Mapping[str, np.ndarray]) -> None:
+    """Sets the allocator up for an in-process job by its output size (esm_daemon.memory)."""
+    from esm_api.jobs import output_size
+    from esm_daemon.memory import prepare_for_job
+
+    width, height = output_size(params, ((image.shape[1], image.shape[0]) for image in images.values()))
+    prepare_for_job(width * height)
+
+
 def _detail(phase: int, phases: int, step: int, steps: int, loss: float | None) -> str:
     text = f"phase {phase + 1}/{phases} step {step}/{steps}"
     return text if loss is None else f"{text} loss {loss:.4g}"
@@ -45,13 +54,10 @@ def _detail(phase: int, phases: int, step: int, steps: int, loss: float | None) 
 
 def _in_process(device: str, mode: str, params: Any, images: Mapping[str, np.ndarray],
                 bar: ProgressBar) -> list[np.ndarray]:
-    from esm_api.jobs import output_size
     from esm_cli.errors import user_errors
     from esm_core import Engine
-    from esm_daemon.memory import prepare_for_job
 
-    width, height = output_size(params, ((image.shape[1], image.shape[0]) for image in images.values()))
-    prepare_for_job(width * height)
+    prepare_memory(params, images)
     with user_errors():
         return Engine(device).run(
             mode, P.to_dict(params), images,

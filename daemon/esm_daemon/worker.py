@@ -150,7 +150,6 @@ class Worker(threading.Thread):
         except Cancelled:
             log.info("job %s cancelled after %.1f s", job.id, time.monotonic() - started)
             self._emit(END, job, {"type": "cancelled", "message": "the job was cancelled"})
-            _free_memory(self.engine)
         except (ParamError, ImageError, SizeError) as error:
             self._emit(END, job, {"type": "error", "code": P.BAD_PARAMS, "message": str(error)})
         except MemoryError:
@@ -162,7 +161,6 @@ class Worker(threading.Thread):
             log.error("job %s failed:\n%s", job.id, traceback.format_exc())
             self._emit(END, job, {"type": "error", "code": P.JOB_FAILED,
                                   "message": f"{type(error).__name__}: {error}"})
-            _free_memory(self.engine)
         else:
             images = [np.ascontiguousarray(r if r.ndim == 3 else r[..., None], dtype=np.uint8) for r in results]
             descriptors = [{"width": a.shape[1], "height": a.shape[0], "channels": a.shape[2], "frame": i + 1}
@@ -170,9 +168,9 @@ class Worker(threading.Thread):
             elapsed = time.monotonic() - started
             log.info("job %s (%s) done in %.2f s", job.id, job.mode, elapsed)
             self._emit(END, job, {"type": "result", "images": descriptors, "elapsed_s": elapsed}, images)
-            _free_memory(self.engine)
         finally:
             job.images = {}  # the inputs' memory goes as soon as the job ends
+            _free_memory(self.engine)
 
     def _fail_out_of_memory(self, job: JobRecord) -> None:
         log.warning("job %s ran out of memory", job.id)

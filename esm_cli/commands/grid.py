@@ -6,11 +6,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from esm_api.jobs import output_size
 from esm_api.params import NetworkParams
 from esm_cli.errors import UserError, user_errors
 from esm_cli.options import add_synthesis_options, synthesis_params
 from esm_cli.progressbar import ProgressBar
+from esm_cli.runner import prepare_memory
 
 if TYPE_CHECKING:  # torch is imported only when the command runs
     from esm_core import Progress
@@ -42,13 +42,11 @@ def run(args: argparse.Namespace) -> int:
         params = synthesis_params(args)
         from esm_core import Engine, load_image, save_image
         from esm_core.grid import contact_sheet, describe, render_grid
-        from esm_daemon.memory import prepare_for_job
 
         if not args.output.parent.is_dir():
             raise UserError(f"{args.output.parent}: output folder does not exist")
         exemplar = load_image(args.exemplar)
-        width, height = output_size(params, [(exemplar.shape[1], exemplar.shape[0])])
-        prepare_for_job(width * height)
+        prepare_memory(params, {"exemplar": exemplar})
         engine = Engine(args.device)
         bar: ProgressBar | None = None
 
