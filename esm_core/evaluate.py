@@ -6,6 +6,8 @@
 - ``colour_distance``: sliced Wasserstein distance between the two images' pixel colours.
 - ``seam_score``: how visible the wrap-around seam of a tiling is (1.0 = invisible).
 - ``boundary_seam_score``: how visible the border of a filled hole is (1.0 = invisible).
+- ``flat_fraction``: how much of an image lacks the exemplar's fine detail (washed-out blotches).
+- ``copy_fraction``: how much of an image is the exemplar copied verbatim.
 
 Images are uint8 (H, W, C) with C = 1, 3 or 4; alpha is ignored. When one image is grey
 and the other colour, the colour one is converted to grey (ITU-R BT.601 luma) so both are
@@ -330,6 +332,102 @@ def boundary_seam_score(img: np.ndarray, mask: np.ndarray) -> float:
     return _ratio(_energy(np.concatenate(crossing)), _energy(np.concatenate(other)))
 
 
+# -- blotches and verbatim copies
+
+FLAT_WINDOW, FLAT_STRIDE = 16, 8
+FLAT_PERCENTILE = 5.0
+COPY_BLOCK = 8  # side of the blocks whose nearest exemplar block proposes copy offsets
+_NN_CHUNK = 512
+
+
+def _luma(image: np.ndarray, what: str) -> np.ndarray:
+    pixels = _colour(image, what)
+    return pixels[..., 0] if pixels.shape[2] == 1 else pixels @ _LUMA
+
+
+def _box_sums(values: np.ndarray, side: int) -> np.ndarray:
+    """Sums of every ``side`` x ``side`` window of a 2-D array (valid positions only)."""
+    table = np.zeros((values.shape[0] + 1, values.shape[1] + 1))
+    table[1:, 1:] = values.cumsum(0).cumsum(1)
+    return table[side:, side:] - table[:-side, side:] - table[side:, :-side] + table[:-side, :-side]
+
+
+def detail_rms(image: np.ndarray, what: str = "image") -> np.ndarray:
+    """RMS of the luma's fine detail (luma minus the 5-tap binomial blur applied twice) in
+    ``FLAT_WINDOW``-pixel windows at a stride of ``FLAT_STRIDE``, as a flat array."""
+    luma = _luma(image, what)
+    if min(luma.shape) < FLAT_WINDOW:
+        raise ImageError(f"{what} must be at least {FLAT_WINDOW}x{FLAT_WINDOW} pixels for the detail measure")
+    detail = luma - _blur(_blur(luma))
+    mean_square = _box_sums(detail ** 2, FLAT_WINDOW)[::FLAT_STRIDE, ::FLAT_STRIDE] / FLAT_WINDOW ** 2
+    return np.sqrt(mean_square).ravel()
+
+
+def flat_fraction(exemplar: np.ndarray, output: np.ndarray) -> float:
+    """The fraction of ``output``'s windows whose fine detail (``detail_rms``) is below the
+    exemplar's 5th percentile: 0.05 for a fresh crop of the same texture, 1.0 for a blurred
+    one. Washed-out blotches of a synthesis raise it."""
+    threshold = np.percentile(detail_rms(exemplar, "exemplar"), FLAT_PERCENTILE)
+    return float(np.mean(detail_rms(output, "output") < threshold))
+
+
+def copy_square_side(exemplar_shape: tuple[int, ...]) -> int:
+    return max(32, min(exemplar_shape[:2]) // 4)
+
+
+def _blocks(luma: np.ndarray, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """(N, COPY_BLOCK²) blocks at a ``stride`` grid and their (N, 2) top-left corners."""
+    ys = np.arange(0, luma.shape[0] - COPY_BLOCK + 1, stride)
+    xs = np.arange(0, luma.shape[1] - COPY_BLOCK + 1, stride)
+    corners = np.stack(np.meshgrid(ys, xs, indexing="ij"), -1).reshape(-1, 2)
+    offsets = np.arange(COPY_BLOCK)
+    rows = corners[:, 0, None, None] + offsets[None, :, None]
+    cols = corners[:, 1, None, None] + offsets[None, None, :]
+    return luma[rows, cols].reshape(len(corners), -1).astype(np.float32), corners
+
+
+def _copy_offsets(output: np.ndarray, exemplar: np.ndarray, stride: int) -> set[tuple[int, int]]:
+    """Offsets (exemplar corner - output corner) of each strided output block's nearest
+    exemplar block: the only places where a copied square can lie, since a copied square's
+    blocks find their own source (up to repeats in the exemplar, which are copies too)."""
+    queries, query_corners = _blocks(output, stride)
+    keys, key_corners = _blocks(exemplar, 1)
+    key_norms = (keys ** 2).sum(1)
+    offsets: set[tuple[int, int]] = set()
+    for start in range(0, len(queries), _NN_CHUNK):
+        chunk = queries[start:start + _NN_CHUNK]
+        nearest = np.argmin(key_norms[None, :] - 2.0 * chunk @ keys.T, axis=1)
+        for (qy, qx), (ky, kx) in zip(query_corners[start:start + _NN_CHUNK], key_corners[nearest]):
+            offsets.add((int(ky - qy), int(kx - qx)))
+    return offsets
+
+
+def copy_fraction(exemplar: np.ndarray, output: np.ndarray) -> float:
+    """The fraction of ``output``'s pixels covered by an axis-aligned square of side
+    max(32, exemplar side / 4) that equals a square of the exemplar (at one offset, no
+    rotation) within max(4, 0.1 x the exemplar's luma standard deviation) grey levels RMS of
+    luma. 0 for new texture, 1 for a tiling of the exemplar."""
+    source, target = _luma(exemplar, "exemplar"), _luma(output, "output")
+    side = copy_square_side(source.shape)
+    if min(source.shape) < side or min(target.shape) < side:
+        return 0.0  # no square of that side fits: nothing can be a copy of one
+    tolerance = max(4.0, 0.1 * float(source.std()))
+    covered = np.zeros(target.shape, dtype=bool)
+    for dy, dx in _copy_offsets(target, source, max(COPY_BLOCK, side // 4)):
+        # the overlap of the output with the exemplar shifted by (dy, dx), in output coordinates
+        top, left = max(0, -dy), max(0, -dx)
+        bottom, right = min(target.shape[0], source.shape[0] - dy), min(target.shape[1], source.shape[1] - dx)
+        if bottom - top < side or right - left < side:
+            continue
+        difference = target[top:bottom, left:right] - source[top + dy:bottom + dy, left + dx:right + dx]
+        close = _box_sums(difference ** 2, side) <= tolerance ** 2 * side * side
+        if close.any():
+            # every pixel of a close square is covered: dilate the corners by the square
+            reach = _box_sums(np.pad(close.astype(np.float64), side - 1), side) > 0.5
+            covered[top:bottom, left:right] |= reach
+    return float(covered.mean())
+
+
 # -- the report printed by ``esm eval``
 
 def _halves(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -343,7 +441,7 @@ def _halves(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def evaluate(exemplar: np.ndarray, output: np.ndarray, tile: bool = False, seed: int = 0) -> dict[str, Any]:
     """The numbers ``esm eval`` prints (docs/evaluation.md): patch SWD per level and
     averaged, the same SWD between the exemplar's two halves as a reference, the colour
-    distance and, with ``tile``, the output's seam score."""
+    distance, the flat and copy fractions and, with ``tile``, the output's seam score."""
     exemplar = check_image(exemplar, "exemplar")
     output = check_image(output, "output")
     first, second = _halves(exemplar)
@@ -355,6 +453,8 @@ def evaluate(exemplar: np.ndarray, output: np.ndarray, tile: bool = False, seed:
         "patch_swd_levels": per_level,
         "patch_swd_reference": patch_swd(first, second, levels=levels, seed=seed) if halves_usable else None,
         "colour_distance": colour_distance(exemplar, output, seed=seed),
+        "flat": flat_fraction(exemplar, output),
+        "copy": copy_fraction(exemplar, output),
         "levels": levels,
         "exemplar_size": [exemplar.shape[1], exemplar.shape[0]],
         "output_size": [output.shape[1], output.shape[0]],
