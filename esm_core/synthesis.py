@@ -10,6 +10,7 @@ import torch
 
 from esm_api.params import NetworkParams, SynthesisParams
 
+from .distribution import SlicedWassersteinLoss
 from .images import check_image, split_alpha
 from .multiscale import Phase, plan_phases
 from .networks import RandomNetwork, layer_scale, min_image_side, normalise_pixels
@@ -50,8 +51,21 @@ def to_uint8(pixels: np.ndarray | torch.Tensor) -> np.ndarray:
     return np.clip(np.round(pixels), 0, 255).astype(np.uint8).transpose(1, 2, 0).copy()
 
 
+MARGIN = 8  # px synthesised around a non-tileable texture and cut off: the network's zero
+# padding leaves the outermost pixels weakly constrained (colour fringes, docs/quality.md)
+
+
 def min_side_for(params: SynthesisParams) -> int:
     return min_image_side(params.layers, PATCH if params.loss == "patches" else 1)
+
+
+def exemplar_features(
+    resources: Resources, exemplar: np.ndarray, phase: Phase, network: NetworkParams, layers: Sequence[str],
+) -> dict[str, torch.Tensor]:
+    """The exemplar's features at ``layers``, at this phase's scale."""
+    style = resize(to_tensor(exemplar, resources.device), *phase.style_size)
+    with torch.no_grad():
+        return resources.network(network)(normalise_pixels(style.clamp(0, 255)), layers)
 
 
 def style_objective(
@@ -63,12 +77,8 @@ def style_objective(
     ``select`` (Neural Patches only) restricts the loss to some of the image's patches (fill);
     ``match_states``, shared by a run's phases, carries the matcher's search state from one
     phase to the next (``PatchLoss``)."""
-    net = resources.network(params.network)
-
     def features() -> dict[str, torch.Tensor]:
-        style = resize(to_tensor(exemplar, resources.device), *phase.style_size)
-        with torch.no_grad():
-            return net(normalise_pixels(style.clamp(0, 255)), params.layers)
+        return exemplar_features(resources, exemplar, phase, params.network, params.layers)
 
     key = ("style", image_digest(exemplar), params.network, params.layers, phase.style_size, params.loss)
     if params.loss == "gram":
@@ -77,6 +87,33 @@ def style_objective(
     style = resources.cached(key, lambda: {n: StyleLayer.from_features(f) for n, f in features().items()})
     return PatchLoss(style, params.style_weight, params.variety, circular=params.tileable, select=select,
                      matcher=resources.matcher(params.matching), states=match_states)
+
+
+def distribution_objective(
+    resources: Resources, exemplar: np.ndarray, phase: Phase, params: SynthesisParams, layers: Sequence[str],
+) -> SlicedWassersteinLoss:
+    """The sliced Wasserstein term at ``layers``; its directions are drawn from the seed and
+    the phase, so a seed names one image."""
+    key = ("distribution", image_digest(exemplar), params.network, tuple(layers), phase.style_size)
+    targets = resources.cached(key, lambda: exemplar_features(resources, exemplar, phase, params.network, layers))
+    seed = int(np.random.SeedSequence([params.seed, phase.index]).generate_state(1)[0])
+    return SlicedWassersteinLoss(targets, params.swd_weight, torch.Generator().manual_seed(seed))
+
+
+def texture_terms(
+    resources: Resources, exemplar: np.ndarray, phase: Phase, params: SynthesisParams, layout: bool,
+    match_states: dict[str, dict[str, Any]],
+) -> list[PatchLoss | GramLoss | SlicedWassersteinLoss]:
+    """A texture phase's loss terms: in a layout phase the distribution term alone, on the
+    structure layers too; otherwise the structure loss plus the distribution term, if any."""
+    if layout:
+        layers = tuple(dict.fromkeys(params.swd_layers + params.layers))
+        return [distribution_objective(resources, exemplar, phase, params, layers)]
+    terms: list[PatchLoss | GramLoss | SlicedWassersteinLoss] = [
+        style_objective(resources, exemplar, phase, params, match_states=match_states)]
+    if params.swd_weight:
+        terms.append(distribution_objective(resources, exemplar, phase, params, params.swd_layers))
+    return terms
 
 
 KnownPixels = Callable[[Phase], tuple[torch.Tensor, torch.Tensor]]
@@ -152,13 +189,15 @@ def run_phases(
 
 def image_loss(
     resources: Resources, style_loss: Callable[[dict[str, torch.Tensor]], torch.Tensor],
-    params: SynthesisParams,
+    params: SynthesisParams, layers: Sequence[str] | None = None,
 ) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Style loss on the image's features plus smoothness on its pixels."""
+    """Style loss on the image's features at ``layers`` (default ``params.layers``) plus
+    smoothness on its pixels."""
     net = resources.network(params.network)
+    layers = tuple(params.layers if layers is None else layers)
 
     def loss(pixels: torch.Tensor) -> torch.Tensor:
-        features = net(normalise_pixels(pixels), params.layers, circular=params.tileable)
+        features = net(normalise_pixels(pixels), layers, circular=params.tileable)
         total = style_loss(features)
         if params.smoothness:
             total = total + params.smoothness * total_variation(pixels, circular=params.tileable)
@@ -175,25 +214,30 @@ def synthesize_texture(
     cancel: CancelToken | None = None,
 ) -> np.ndarray:
     """A new texture like ``exemplar`` (uint8 HxWxC, C = 1, 3 or 4). The result has the
-    exemplar's channel count; alpha is not synthesised (the result is opaque)."""
+    exemplar's channel count; alpha is not synthesised (the result is opaque). The first
+    ``params.layout_phases`` phases (never the last) use the distribution term alone."""
     params.validate()
     exemplar = check_image(exemplar, "exemplar")
     colour, alpha = split_alpha(exemplar)
     height, width = colour.shape[:2]
     size = (params.width or width, params.height or height)
     align = max(layer_scale(name) for name in params.layers) if params.tileable else 1
-    plan = plan_phases(size, (width, height), params.phases, min_side_for(params), align)
-
+    margin = 0 if params.tileable else MARGIN
+    plan_phases(size, (width, height), params.phases, min_side_for(params), align)  # refuses too small sizes
+    plan = plan_phases((size[0] + 2 * margin, size[1] + 2 * margin), (width, height), params.phases,
+                       min_side_for(params), align)
+    layout_phases = min(params.layout_phases, len(plan) - 1)
     match_states: dict[str, dict[str, Any]] = {}
 
     def make_loss(phase: Phase) -> Callable[[torch.Tensor], torch.Tensor]:
-        return image_loss(resources, style_objective(resources, colour, phase, params, match_states=match_states),
-                          params)
+        terms = texture_terms(resources, colour, phase, params, phase.index < layout_phases, match_states)
+        layers = tuple(dict.fromkeys(name for term in terms for name in term.layers))
+        return image_loss(resources, lambda features: sum(term(features) for term in terms), params, layers)
 
     pixels = run_phases(resources, plan, colour.shape[2], params.seed, make_loss, params.iterations,
                         params.tileable, progress, cancel)
-    pixels = resize(pixels, *size, circular=params.tileable)
-    result = to_uint8(pixels)
+    pixels = resize(pixels, size[0] + 2 * margin, size[1] + 2 * margin, circular=params.tileable)
+    result = to_uint8(pixels[..., margin:margin + size[1], margin:margin + size[0]])
     if alpha is not None:
         result = np.concatenate([result, np.full(result.shape[:2] + (1,), 255, np.uint8)], axis=2)
     return result

@@ -98,7 +98,9 @@ class NetworkParams:
 
 @dataclass(frozen=True)
 class SynthesisParams:
-    """Texture synthesis; defaults are the blog's settings (see README)."""
+    """Texture synthesis. The defaults are the best measured configuration (docs/quality.md):
+    the blog's Neural Patches settings plus a sliced Wasserstein term on the fine layers and
+    one layout phase; ``SYNTHESIS_PRESETS["reference"]`` turns those off (the blog's pipeline)."""
 
     width: int | None = None  # None: the exemplar's width
     height: int | None = None
@@ -108,10 +110,16 @@ class SynthesisParams:
     iterations: int = 10
     style_weight: float = 100.0
     variety: float = 0.1
-    smoothness: float = 0.1
+    smoothness: float = 0.0  # the reference's 0.1 blurred the fine detail away (docs/quality.md)
     layers: tuple[str, ...] = ("3_1", "4_1")
     loss: str = "patches"
     matching: str = "fast"  # within 5 % of exact's scores, 5x faster at 512x512 (docs/performance.md)
+    # the sliced Wasserstein term: fine detail as strong and as frequent as the exemplar's
+    swd_weight: float = 100.0
+    swd_layers: tuple[str, ...] = ("1_1", "2_1")
+    # the first phases match feature distributions only (swd_layers and layers): a new layout;
+    # the last phase that runs always has the structure loss, whatever this says
+    layout_phases: int = 1
     network: NetworkParams = field(default_factory=NetworkParams)
 
     def validate(self) -> None:
@@ -131,7 +139,24 @@ class SynthesisParams:
             _choice("layer", name, LAYER_NAMES)
         _choice("loss", self.loss, LOSSES)
         _choice("matching", self.matching, MATCHINGS)
+        _finite("swd weight", self.swd_weight, 0)
+        _require(isinstance(self.swd_layers, tuple), "swd layers must be a list of layers")
+        for name in self.swd_layers:
+            _choice("swd layer", name, LAYER_NAMES)
+        _require(self.swd_weight == 0 or len(self.swd_layers) > 0, "a swd weight needs at least one swd layer")
+        _integer("layout phases", self.layout_phases, 0, 8)
+        _require(self.layout_phases == 0 or self.swd_weight > 0,
+                 "layout phases match feature distributions: they need a swd weight above 0")
         self.network.validate()
+
+
+# Named sets of SynthesisParams values (esm synth --preset). "reference" is the Extreme Style
+# Machines blog's pipeline and settings: Neural Patches alone, no distribution term.
+SYNTHESIS_PRESETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "reference": {"phases": 4, "iterations": 10, "style_weight": 100.0, "variety": 0.1, "smoothness": 0.1,
+                  "swd_weight": 0.0, "layout_phases": 0},
+}
 
 
 P = TypeVar("P")
@@ -188,6 +213,9 @@ class FillParams(SynthesisParams):
 
     # exact: fast searches every patch of the canvas however small the hole, and was not measured on fills
     matching: str = "exact"
+    smoothness: float = 0.1  # fills keep the reference's smoothness: it hides the hole's border
+    swd_weight: float = 0.0  # fills do not use the distribution term (docs/fill.md)
+    layout_phases: int = 0
     context: int = 64  # px around the hole whose patches are the style (when no source image)
     output: str = "composite"  # "composite": the whole image, filled; "layer": RGBA, hole only
 
@@ -198,6 +226,8 @@ class FillParams(SynthesisParams):
         _integer("context", self.context, 1, MAX_SIDE)
         _choice("output", self.output, FILL_OUTPUTS)
         _require(self.loss == "patches", "fill needs loss=patches: the Gram loss cannot be limited to the hole")
+        _require(self.swd_weight == 0 and self.layout_phases == 0,
+                 "fill does not use the distribution term: swd weight and layout phases must be 0")
 
 
 VARIANT_MODES = ("variant", "fantasy", "none")
