@@ -13,6 +13,7 @@ runs without ``prepare_for_job``, map and unmap big blocks as glibc does by defa
 layout costs memory on big jobs (2048x2048: 8.0 GiB peak against 5.4).
 ``release_freed_memory`` hands what the heap keeps back to the system, after each daemon job.
 docs/performance.md has the measurements. Elsewhere than glibc all three do nothing.
+``estimate_peak_bytes`` is what the daemon refuses jobs by before any work.
 """
 from __future__ import annotations
 
