@@ -87,7 +87,8 @@ class Worker(threading.Thread):
         self.engine = engine
         self.events: queue.SimpleQueue[Event] = queue.SimpleQueue()
         self.wake_fd, self._wake_write = os.pipe()  # readable when events wait (the loop polls it)
-        os.set_blocking(self._wake_write, False)
+        for fd in (self.wake_fd, self._wake_write):
+            os.set_blocking(fd, False)
         self._queues: OrderedDict[bytes, deque[JobRecord]] = OrderedDict()  # per connection, in turn
         self._ready = threading.Condition()
         self._stopping = False
