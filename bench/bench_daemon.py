@@ -1,6 +1,7 @@
 """The daemon's costs and gains, side by side in one run:
 
-1. ping round trip, idle and while a job runs (another client's);
+1. ping round trip, idle, while a job runs (another client's) and while --load-clients clients
+   (20) each run --load-jobs jobs (5) one after another, with how long each client took;
 2. a job through the daemon against the same job in-process on an already warm Engine
    (what the daemon adds: transfer, queueing, threads) -- interleaved, medians;
 3. the warm-cache speed-up: a job on an exemplar the daemon has seen (networks and style
@@ -15,6 +16,7 @@ inflated: read the ratios and medians.
 
     .venv/bin/python bench/bench_daemon.py
     .venv/bin/python bench/bench_daemon.py --size 128 --iterations 10 --repeats 7
+    .venv/bin/python bench/bench_daemon.py --ping-only     # part 1 only
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -62,6 +65,38 @@ def timed(action: Callable[[], Any]) -> float:
     return time.perf_counter() - start
 
 
+def ping_under_load(endpoint: str, pinger: Client, params: dict[str, Any], exemplar: RawImage, clients: int,
+                    jobs: int) -> tuple[list[float], list[float], int]:
+    """Pings while ``clients`` threads, each with its own connection, run ``jobs`` jobs one after
+    another. Returns the ping times, each client's total time and the jobs that failed."""
+    totals: list[float] = []
+    failed = [0]
+    started = threading.Barrier(clients + 1)
+
+    def one_client() -> None:
+        with Client(endpoint, timeout_s=600) as client:
+            started.wait()
+            begin = time.perf_counter()
+            for _ in range(jobs):
+                try:
+                    client.run("texture", params, {"exemplar": exemplar})
+                except Exception:  # counted and reported: the bench goes on
+                    failed[0] += 1
+            totals.append(time.perf_counter() - begin)
+
+    threads = [threading.Thread(target=one_client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    started.wait()
+    pings = []
+    while any(thread.is_alive() for thread in threads):
+        pings.append(timed(pinger.ping))
+        time.sleep(0.005)
+    for thread in threads:
+        thread.join()
+    return pings, totals, failed[0]
+
+
 def start_daemon(home: Path, omp_wait: str) -> tuple[subprocess.Popen, str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -88,6 +123,9 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=5, help="runs per variant (default %(default)s)")
     parser.add_argument("--pings", type=int, default=300)
+    parser.add_argument("--load-clients", type=int, default=20, help="clients of the load test (default %(default)s)")
+    parser.add_argument("--load-jobs", type=int, default=5, help="jobs per load client (default %(default)s)")
+    parser.add_argument("--ping-only", action="store_true", help="measure the ping round trips only (part 1)")
     parser.add_argument("--daemon-omp-wait", choices=("default", "passive", "active"), default="default",
                         help="OMP_WAIT_POLICY of the daemon (default: none set, so the OpenMP runtime's own: "
                              "libgomp spins for about 3 ms, then sleeps)")
@@ -125,6 +163,13 @@ def main() -> None:
                     pass
                 print(f"\nping round trip, idle:          {percentiles(idle)}")
                 print(f"ping round trip, during a job:  {percentiles(busy)}")
+                loaded, totals, failed = ping_under_load(endpoint, pinger, params, raw(exemplar),
+                                                         args.load_clients, args.load_jobs)
+                print(f"ping round trip, {args.load_clients} clients x {args.load_jobs} jobs: {percentiles(loaded)}")
+                print(f"  clients' total times: min {min(totals):.1f} s, median {statistics.median(totals):.1f} s, "
+                      f"max {max(totals):.1f} s; {failed} of {args.load_clients * args.load_jobs} jobs failed")
+                if args.ping_only:
+                    return
 
                 # 2. daemon vs in-process, both warm, interleaved
                 engine = Engine("cpu")

@@ -33,10 +33,12 @@ class LRUCache(Generic[V]):
             self.misses += 1
         value = create()
         size = self._size_of(value)
+        if size > self.max_bytes:
+            return value  # never kept: it would hold more than the limit (and push everything else out)
         with self._lock:
             self._items[key] = (value, size)
             self._items.move_to_end(key)
-            while len(self._items) > 1 and self.nbytes > self.max_bytes:
+            while self.nbytes > self.max_bytes:
                 self._items.popitem(last=False)
         return value
 

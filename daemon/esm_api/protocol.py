@@ -31,6 +31,7 @@ UNKNOWN_OP = "unknown_op"
 TOO_LARGE = "too_large"  # header, image or output over the daemon's limits
 BAD_PARAMS = "bad_params"  # the job does not validate (esm_api.jobs / esm_api.params)
 BUSY = "busy"  # the job queue is full
+TOO_MANY_CLIENTS = "too_many_clients"  # max_clients other connections are active
 UNKNOWN_JOB = "unknown_job"  # cancel of a job that is not this client's or already ended
 FORBIDDEN = "forbidden"  # shutdown from a non-local peer
 SHUTTING_DOWN = "shutting_down"
@@ -120,8 +121,10 @@ class Limits:
     max_pixels: int = 4096 * 4096  # per input image
     max_output_pixels: int = 4096 * 4096  # per output image (params width x height)
     max_images: int = 8  # input images per job
-    max_queue: int = 16  # jobs waiting behind the running one
+    max_queue: int = 64  # jobs waiting behind the running one, all connections together
+    max_clients: int = 64  # connections heard from within the heartbeat timeout (or with jobs)
     heartbeat_timeout_s: float = 5.0  # a client silent this long loses its jobs
+    memory_bytes: int = 0  # a job's estimated peak memory may not exceed this (0: not checked)
 
     @property
     def max_frame_bytes(self) -> int:
@@ -132,7 +135,8 @@ class Limits:
     def to_dict(self) -> dict[str, Any]:
         return {"max_header_bytes": self.max_header_bytes, "max_pixels": self.max_pixels,
                 "max_output_pixels": self.max_output_pixels, "max_images": self.max_images,
-                "max_queue": self.max_queue, "heartbeat_timeout_s": self.heartbeat_timeout_s,
+                "max_queue": self.max_queue, "max_clients": self.max_clients,
+                "heartbeat_timeout_s": self.heartbeat_timeout_s, "memory_bytes": self.memory_bytes,
                 "max_frame_bytes": self.max_frame_bytes}
 
 
@@ -168,9 +172,25 @@ def request_id(header: Mapping[str, Any]) -> Any:
     return value
 
 
+def leading_request_id(data: Any, max_bytes: int) -> Any:
+    """The id of a header too large to decode, read from its first ``max_bytes`` only (the
+    work is bounded by the limit, not by the header's size); None when it is not there."""
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=True, max_buffer_size=max_bytes, max_str_len=max_bytes,
+                                max_bin_len=max_bytes, max_array_len=4096, max_map_len=1024, max_ext_len=0)
+    unpacker.feed(memoryview(data)[:max_bytes])
+    try:
+        for _ in range(unpacker.read_map_header()):
+            if unpacker.unpack() == "id":
+                return request_id({"id": unpacker.unpack()})
+            unpacker.skip()
+    except Exception:  # out of data, or not a map: msgpack raises several types
+        pass
+    return None
+
+
 def check_version(header: Mapping[str, Any]) -> None:
     version = header.get("v")
-    if version != PROTOCOL_VERSION or isinstance(version, bool):
+    if type(version) is not int or version != PROTOCOL_VERSION:  # 1.0 or True is not version 1
         raise ProtocolError(BAD_VERSION, f"protocol version {version!r} is not supported; "
                                          f"this daemon speaks version {PROTOCOL_VERSION}")
 
@@ -193,11 +213,9 @@ def describe_images(images: Sequence[RawImage], first_frame: int = 1) -> list[di
     return [image.descriptor(first_frame + i) for i, image in enumerate(images)]
 
 
-def image_from_frames(descriptor: Any, frames: Sequence[Any], max_pixels: int | None = None,
-                      what: str = "image") -> RawImage:
-    """The RawImage that ``descriptor`` (a map with width, height, channels, frame) points at
-    in ``frames`` (the whole multipart message, header = frame 0). Sizes are checked against
-    ``max_pixels`` before the pixel frame is touched."""
+def check_descriptor(descriptor: Any, max_pixels: int | None = None, what: str = "image") -> tuple[int, int, int, int]:
+    """(width, height, channels, frame) of an image descriptor, its size checked against
+    ``max_pixels``; a ProtocolError if it is malformed or too large."""
     if not isinstance(descriptor, dict):
         raise ProtocolError(BAD_MESSAGE, f"{what} must be described by a map")
     width = field(descriptor, "width", int)
@@ -211,6 +229,15 @@ def image_from_frames(descriptor: Any, frames: Sequence[Any], max_pixels: int | 
     if max_pixels is not None and width * height > max_pixels:
         raise ProtocolError(TOO_LARGE, f"{what} is {width}x{height} = {width * height} pixels; "
                                        f"the limit is {max_pixels}")
+    return width, height, channels, frame
+
+
+def image_from_frames(descriptor: Any, frames: Sequence[Any], max_pixels: int | None = None,
+                      what: str = "image") -> RawImage:
+    """The RawImage that ``descriptor`` (a map with width, height, channels, frame) points at
+    in ``frames`` (the whole multipart message, header = frame 0). Sizes are checked against
+    ``max_pixels`` before the pixel frame is touched."""
+    width, height, channels, frame = check_descriptor(descriptor, max_pixels, what)
     if not 1 <= frame < len(frames):
         raise ProtocolError(BAD_MESSAGE, f"{what} points at frame {frame}; the message has "
                                          f"frames 1..{len(frames) - 1}")

@@ -13,6 +13,7 @@ runs without ``prepare_for_job``, map and unmap big blocks as glibc does by defa
 layout costs memory on big jobs (2048x2048: 8.0 GiB peak against 5.4).
 ``release_freed_memory`` hands what the heap keeps back to the system, after each daemon job.
 docs/performance.md has the measurements. Elsewhere than glibc all three do nothing.
+``estimate_peak_bytes`` is what the daemon refuses jobs by before any work.
 """
 from __future__ import annotations
 
@@ -75,3 +76,23 @@ def release_freed_memory() -> None:
     libc = _glibc()
     if libc is not None:
         libc.malloc_trim(0)
+
+
+# Peak memory of a job above the idle daemon, from docs/performance.md's measurements (CPU,
+# fast matching, 512x512 exemplars): 1024x1024 2.40 GiB, 2048x2048 5.50 GiB peak resident, so
+# about 1.1 KiB per pixel plus a fixed part (exact matching's score slices stay within 256 MiB).
+BYTES_PER_PIXEL = 1100
+FIXED_BYTES = 512 << 20
+
+
+def estimate_peak_bytes(output_pixels: int, input_pixels: int) -> int:
+    """A job's estimated peak memory: used to refuse, before any work, jobs that cannot fit."""
+    return FIXED_BYTES + BYTES_PER_PIXEL * (output_pixels + input_pixels)
+
+
+def physical_memory_bytes() -> int:
+    """The machine's memory (0 where the system does not say)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 0

@@ -1,20 +1,22 @@
-"""The worker thread: owns the Engine (and so the device), runs queued jobs one at a time and
-reports their events to the socket loop over an inproc ZeroMQ socket (sockets are not
-thread-safe, so only the loop touches the ROUTER)."""
+"""The worker thread: owns the Engine (and so the device) and runs queued jobs one at a time,
+taking connections in turn. Its events go to the socket loop through a queue and a wake-up
+pipe the loop polls: the worker owns no ZeroMQ socket, so the loop can close the context and
+exit while a job is still inside an engine call that has not yet looked at its cancel token."""
 from __future__ import annotations
 
 import gc
 import logging
 import math
+import os
+import queue
 import threading
 import time
 import traceback
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
-import zmq
 
 from esm_api import protocol as P
 from esm_core import CancelToken, Cancelled, Engine, ImageError, ParamError, Progress, SizeError
@@ -25,10 +27,10 @@ log = logging.getLogger("esm.daemon")
 
 PROGRESS_INTERVAL_S = 0.1  # at most ~10 progress messages a second (plus each phase's last step)
 PREVIEW_MAX_SIDE = 256
-END, PROGRESS = b"end", b"progress"
+OUT_OF_MEMORY_ADVICE = "out of memory: try a smaller size, fewer phases or matching \"fast\""
 
 
-@dataclass
+@dataclass(eq=False)  # jobs are compared by identity (the queue's remove)
 class JobRecord:
     id: str
     owner: bytes  # ROUTER identity of the client
@@ -40,6 +42,16 @@ class JobRecord:
     output_pixels: int
     cancel: CancelToken = field(default_factory=CancelToken)
     running: bool = False
+    ended: bool = False  # its client got its last event (the loop sets it; the worker may still run it)
+
+
+class Event(NamedTuple):
+    """A job's message for its client; ``last`` for the one that ends it."""
+
+    job: JobRecord
+    header: dict[str, Any]
+    frames: list[Any]
+    last: bool
 
 
 def shrink(image: np.ndarray, max_side: int = PREVIEW_MAX_SIDE) -> np.ndarray:
@@ -58,66 +70,96 @@ def _free_memory(engine: Engine) -> None:
         torch.cuda.empty_cache()
 
 
+# RuntimeErrors that mean memory ran out: torch's CPU allocator, and oneDNN failing to create a
+# primitive whose descriptor it had already accepted (its scratchpad could not be allocated).
+OUT_OF_MEMORY_MESSAGES = ("can't allocate memory", "could not create a primitive")
+
+
+def _is_out_of_memory(error: BaseException) -> bool:
+    """MemoryError, torch.cuda.OutOfMemoryError, or one of the RuntimeErrors above."""
+    return (isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError"
+            or (isinstance(error, RuntimeError) and any(m in str(error) for m in OUT_OF_MEMORY_MESSAGES)))
+
+
 class Worker(threading.Thread):
-    def __init__(self, engine: Engine, context: zmq.Context, events_endpoint: str) -> None:
+    def __init__(self, engine: Engine) -> None:
         super().__init__(name="esm-worker", daemon=True)  # a stuck evaluation must not block exit
         self.engine = engine
-        self._context = context
-        self._events_endpoint = events_endpoint
-        self._queue: deque[JobRecord | None] = deque()
+        self.events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        self.wake_fd, self._wake_write = os.pipe()  # readable when events wait (the loop polls it)
+        for fd in (self.wake_fd, self._wake_write):
+            os.set_blocking(fd, False)
+        self._queues: OrderedDict[bytes, deque[JobRecord]] = OrderedDict()  # per connection, in turn
         self._ready = threading.Condition()
-        self._socket: zmq.Socket | None = None
+        self._stopping = False
 
     # -- called from the socket loop
     def enqueue(self, job: JobRecord) -> None:
         with self._ready:
-            self._queue.append(job)
+            self._queues.setdefault(job.owner, deque()).append(job)
             self._ready.notify()
 
-    def unqueue(self, job_id: str) -> JobRecord | None:
-        """Removes a job that has not started; None if it already runs (or ended)."""
+    def unqueue(self, job: JobRecord) -> bool:
+        """Removes a job that has not started; False if it already runs (or ended)."""
         with self._ready:
-            for job in self._queue:
-                if job is not None and job.id == job_id:
-                    self._queue.remove(job)
-                    return job
-        return None
+            jobs = self._queues.get(job.owner)
+            if jobs is None or job not in jobs:
+                return False
+            jobs.remove(job)
+            if not jobs:
+                del self._queues[job.owner]
+            return True
 
     def queued(self) -> int:
         with self._ready:
-            return sum(job is not None for job in self._queue)
+            return sum(len(jobs) for jobs in self._queues.values())
+
+    def take_events(self) -> list[Event]:
+        """The events waiting for the loop (it calls this when ``wake_fd`` is readable)."""
+        try:
+            os.read(self.wake_fd, 65536)
+        except BlockingIOError:
+            pass
+        taken = []
+        while True:
+            try:
+                taken.append(self.events.get_nowait())
+            except queue.Empty:
+                return taken
 
     def stop(self) -> None:
         with self._ready:
-            self._queue.append(None)
+            self._stopping = True
             self._ready.notify()
 
     # -- the thread
-    def run(self) -> None:
-        self._socket = self._context.socket(zmq.PUSH)
-        self._socket.setsockopt(zmq.LINGER, 0)
-        self._socket.setsockopt(zmq.SNDTIMEO, 1000)  # the loop is gone only when stopping: never hang
-        self._socket.connect(self._events_endpoint)
-        try:
-            while True:
-                with self._ready:
-                    while not self._queue:
-                        self._ready.wait()
-                    job = self._queue.popleft()
-                    if job is None:
-                        return
-                    job.running = True
-                self._execute(job)
-        finally:
-            self._socket.close()
+    def _next(self) -> JobRecord | None:
+        """The next connection's oldest job (round robin), or None when stopping."""
+        with self._ready:
+            while not self._queues and not self._stopping:
+                self._ready.wait()
+            if self._stopping:
+                return None
+            owner, jobs = next(iter(self._queues.items()))
+            job = jobs.popleft()
+            if jobs:
+                self._queues.move_to_end(owner)
+            else:
+                del self._queues[owner]
+            job.running = True
+            return job
 
-    def _emit(self, kind: bytes, job: JobRecord, header: dict[str, Any], frames: list[Any] = ()) -> None:
-        assert self._socket is not None
-        header = {"v": P.PROTOCOL_VERSION, "id": job.request_id, "job": job.id, **header}
+    def run(self) -> None:
+        while (job := self._next()) is not None:
+            self._execute(job)
+
+    def _emit(self, job: JobRecord, header: dict[str, Any], frames: list[Any] = (), last: bool = False) -> None:
+        self.events.put(Event(job, {"v": P.PROTOCOL_VERSION, "id": job.request_id, "job": job.id, **header},
+                              list(frames), last))
         try:
-            self._socket.send_multipart([kind, job.id.encode(), job.owner, P.pack(header), *frames], copy=False)
-        except zmq.Again:
-            log.warning("socket loop gone; dropped an event of job %s", job.id)
+            os.write(self._wake_write, b"\0")
+        except BlockingIOError:
+            pass  # the pipe is full of wake-ups already
 
     def _execute(self, job: JobRecord) -> None:
         started = time.monotonic()
@@ -142,38 +184,36 @@ class Worker(threading.Thread):
                 frames.append(preview)
                 last_preview = now
             last_sent = now
-            self._emit(PROGRESS, job, header, frames)
+            self._emit(job, header, frames)
 
         prepare_for_job(job.output_pixels)
+        out_of_memory = False
         try:
             results = self.engine.run(job.mode, job.params, job.images, on_progress, job.cancel)
         except Cancelled:
             log.info("job %s cancelled after %.1f s", job.id, time.monotonic() - started)
-            self._emit(END, job, {"type": "cancelled", "message": "the job was cancelled"})
+            self._emit(job, {"type": "cancelled", "message": "the job was cancelled"}, last=True)
         except (ParamError, ImageError, SizeError) as error:
-            self._emit(END, job, {"type": "error", "code": P.BAD_PARAMS, "message": str(error)})
-        except MemoryError:
-            self._fail_out_of_memory(job)
+            self._emit(job, {"type": "error", "code": P.BAD_PARAMS, "message": str(error)}, last=True)
         except Exception as error:  # one failed job must never stop the daemon
-            if type(error).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError
-                self._fail_out_of_memory(job)
-                return
-            log.error("job %s failed:\n%s", job.id, traceback.format_exc())
-            self._emit(END, job, {"type": "error", "code": P.JOB_FAILED,
-                                  "message": f"{type(error).__name__}: {error}"})
+            if not _is_out_of_memory(error):
+                log.error("job %s failed:\n%s", job.id, traceback.format_exc())
+                self._emit(job, {"type": "error", "code": P.JOB_FAILED,
+                                 "message": f"{type(error).__name__}: {error}"}, last=True)
+            else:  # reported below, once the traceback (and the tensors its frames hold) is gone
+                log.warning("job %s ran out of memory: %s", job.id, error)
+                out_of_memory = True
         else:
             images = [np.ascontiguousarray(r if r.ndim == 3 else r[..., None], dtype=np.uint8) for r in results]
             descriptors = [{"width": a.shape[1], "height": a.shape[0], "channels": a.shape[2], "frame": i + 1}
                            for i, a in enumerate(images)]
             elapsed = time.monotonic() - started
             log.info("job %s (%s) done in %.2f s", job.id, job.mode, elapsed)
-            self._emit(END, job, {"type": "result", "images": descriptors, "elapsed_s": elapsed}, images)
+            self._emit(job, {"type": "result", "images": descriptors, "elapsed_s": elapsed}, images, last=True)
         finally:
             job.images = {}  # the inputs' memory goes as soon as the job ends
+            if out_of_memory:
+                self.engine.clear_caches()  # room for the next job comes before cache hits
             _free_memory(self.engine)
-
-    def _fail_out_of_memory(self, job: JobRecord) -> None:
-        log.warning("job %s ran out of memory", job.id)
-        _free_memory(self.engine)
-        self._emit(END, job, {"type": "error", "code": P.OUT_OF_MEMORY,
-                              "message": "out of memory: try a smaller size or fewer phases"})
+        if out_of_memory:
+            self._emit(job, {"type": "error", "code": P.OUT_OF_MEMORY, "message": OUT_OF_MEMORY_ADVICE}, last=True)

@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 import time
+from pathlib import Path
 
 from esm_api import protocol as P
 from esm_cli.errors import UserError
@@ -35,6 +36,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="largest output image, in pixels (default %(default)s)")
     start.add_argument("--max-queue", type=int, default=limits.max_queue,
                        help="jobs allowed to wait behind the running one (default %(default)s)")
+    start.add_argument("--max-clients", type=int, default=limits.max_clients,
+                       help="clients served at once; more get the error too_many_clients (default %(default)s)")
+    start.add_argument("--max-memory-mb", type=int, default=0,
+                       help="refuse jobs whose estimated peak memory is larger (default: the machine's "
+                            "memory, or the GPU's)")
     start.add_argument("--heartbeat-timeout", type=float, default=limits.heartbeat_timeout_s,
                        help="seconds of client silence before its jobs are cancelled (default %(default)s)")
     start.add_argument("--keys-dir", help="CURVE keys, needed for a non-loopback endpoint "
@@ -63,13 +69,16 @@ def _endpoint(parser: argparse.ArgumentParser) -> None:
 def _config(args: argparse.Namespace, endpoint: str):  # -> esm_daemon.config.DaemonConfig
     from esm_daemon.config import DaemonConfig
 
-    for name in ("cache_mb", "max_pixels", "max_output_pixels", "max_queue"):
+    for name in ("cache_mb", "max_pixels", "max_output_pixels", "max_queue", "max_clients"):
         if getattr(args, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.max_memory_mb < 0:
+        raise UserError("--max-memory-mb must not be negative")
     if not args.heartbeat_timeout > 0:
         raise UserError("--heartbeat-timeout must be positive")
     limits = P.Limits(max_pixels=args.max_pixels, max_output_pixels=args.max_output_pixels,
-                      max_queue=args.max_queue, heartbeat_timeout_s=args.heartbeat_timeout)
+                      max_queue=args.max_queue, max_clients=args.max_clients,
+                      heartbeat_timeout_s=args.heartbeat_timeout, memory_bytes=args.max_memory_mb << 20)
     return DaemonConfig(endpoint=endpoint, device=args.device, cache_bytes=args.cache_mb << 20,
                         limits=limits, keys_dir=args.keys_dir)
 
@@ -109,6 +118,7 @@ def run_start(args: argparse.Namespace) -> int:
     command = [sys.executable, "-m", "esm_cli.main", "daemon", "start", "--foreground", "--endpoint", endpoint,
                "--device", args.device, "--cache-mb", str(args.cache_mb), "--max-pixels", str(args.max_pixels),
                "--max-output-pixels", str(args.max_output_pixels), "--max-queue", str(args.max_queue),
+               "--max-clients", str(args.max_clients), "--max-memory-mb", str(args.max_memory_mb),
                "--heartbeat-timeout", str(args.heartbeat_timeout)]
     if args.keys_dir:
         command += ["--keys-dir", args.keys_dir]
@@ -162,13 +172,18 @@ def run_status(args: argparse.Namespace) -> int:
 
 
 def _alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs; a zombie (exited, its parent has not collected it) does not."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (macOS): kill's answer is all there is
+    return stat[stat.rindex(")") + 2] not in "ZX"  # the state follows the parenthesised command name
 
 
 def run_stop(args: argparse.Namespace) -> int:
