@@ -67,7 +67,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--level-clip", type=float, default=d.level_clip, metavar="PERCENT",
                    help="percent of each channel clipped at either end by --levels (default %(default)s)")
     g.add_argument("--content", type=Path, help="style transfer: repaint this image in the (randomised) style")
-    g.add_argument("--content-weight", type=float, default=d.content_weight, help="default %(default)s")
+    g.add_argument("--content-weight", type=float, default=d.content_weight,
+                   help="trades content against style: higher keeps more of the content, lower applies more "
+                        "of the style (default %(default)s; docs/variants.md)")
     g.add_argument("--content-layer", type=_layers, default=(d.content_layer,), metavar="L",
                    help="layer of the content loss (default %s)" % d.content_layer)
     g.add_argument("--start", choices=P.VARIANT_INITS, default=d.init,
