@@ -106,7 +106,7 @@ def network_params(args: argparse.Namespace) -> P.NetworkParams:
 
 
 def synthesis_params(args: argparse.Namespace) -> P.SynthesisParams:
-    if args.size:
+    if args.size and max(args.size) <= P.MAX_SIDE:  # too large: validate() says so, with the limit
         check_size("output size (--size)", args.size, args.layers, args.loss == "patches")
     width, height = args.size if args.size else (None, None)
     network = network_params(args)

@@ -93,7 +93,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def variant_params(args: argparse.Namespace, mode: str, original: bool) -> P.VariantParams:
     if len(args.content_layer) != 1:
         raise UserError("--content-layer takes one layer")
-    if args.size:
+    if args.size and max(args.size) <= P.MAX_SIDE:  # too large: validate() says so, with the limit
         check_size("output size (--size)", args.size, _feature_layers(args), patches=False)
     width, height = args.size if args.size else (None, None)
     params = P.VariantParams(
