@@ -41,7 +41,7 @@ def test_esm_grid_writes_the_labelled_sheet(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert run.returncode == 0, run.stderr
     assert "cell 15/15: depth x3" in run.stderr  # progress goes to stderr
-    assert run.stdout == ""
+    assert run.stdout == f"wrote {sheet_path}\n"  # only the written path goes to stdout
     with Image.open(sheet_path) as image:
         assert image.mode == "RGB"
         sheet = np.asarray(image)
