@@ -1,6 +1,7 @@
 """Errors the CLI reports as one line (no traceback)."""
 from __future__ import annotations
 
+import sys
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -15,15 +16,24 @@ class UserError(Exception):
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Turns the engine's input errors into UserError (imports torch lazily)."""
+    """Turns the engine's input errors into UserError. Imports no torch: the engine's own
+    errors are looked up only once the engine is loaded (nothing else raises them)."""
     from esm_api.params import ParamError
-    from esm_core import Cancelled, ImageError, SizeError
+    from esm_core.images import ImageError
 
     try:
         yield
-    except (ParamError, ImageError, SizeError) as error:
+    except (ParamError, ImageError) as error:
         raise UserError(str(error)) from None
-    except Cancelled as error:
-        raise UserError(str(error), exit_code=1) from None
     except MemoryError:
         raise UserError("out of memory: try a smaller --size", exit_code=1) from None
+    except Exception as error:
+        if "esm_core.engine" not in sys.modules:
+            raise
+        from esm_core import Cancelled, DeviceError, SizeError
+
+        if isinstance(error, (SizeError, DeviceError)):
+            raise UserError(str(error)) from None
+        if isinstance(error, Cancelled):
+            raise UserError(str(error), exit_code=1) from None
+        raise

@@ -6,6 +6,9 @@ import argparse
 
 from esm_api import params as P
 from esm_api.protocol import DEFAULT_ENDPOINT, ENDPOINT_ENV
+from esm_cli.checks import check_size
+
+NETWORK_FLAGS = ("activation", "downsample", "units", "depth", "init", "network_seed")
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -22,14 +25,21 @@ def _layers(text: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def add_synthesis_options(parser: argparse.ArgumentParser, d: P.SynthesisParams | None = None) -> None:
-    """The synthesis flags, with ``d``'s values (default: SynthesisParams()) as defaults."""
+def add_synthesis_options(parser: argparse.ArgumentParser, d: P.SynthesisParams | None = None, size: bool = True,
+                          fixed: tuple[str, ...] = ()) -> None:
+    """The synthesis flags, with ``d``'s values (default: SynthesisParams()) as defaults; no
+    --size unless ``size``; ``fixed`` names network flags the command sets itself (not offered)."""
     d = d or P.SynthesisParams()
     g = parser.add_argument_group("synthesis (defaults: the blog's settings)")
-    g.add_argument("--size", type=_size, metavar="WxH", help="output size (default: the exemplar's)")
+    if size:
+        g.add_argument("--size", type=_size, metavar="WxH", help="output size (default: the exemplar's)")
+    else:
+        parser.set_defaults(size=None)
     g.add_argument("--tileable", action="store_true", help="make the output tile seamlessly")
     g.add_argument("--seed", type=int, default=d.seed, help="seed of the initial noise (default %(default)s)")
-    g.add_argument("--phases", type=int, default=d.phases, help="scales, coarse to fine (default %(default)s)")
+    g.add_argument("--phases", type=int, default=d.phases,
+                   help="scales, coarse to fine, at most: a scale whose image or exemplar would be smaller than "
+                        "the layers need is skipped (default %(default)s)")
     g.add_argument("--iterations", type=int, default=d.iterations,
                    help="L-BFGS loss evaluations per phase (default %(default)s)")
     g.add_argument("--style-weight", type=float, default=d.style_weight, help="default %(default)s")
@@ -42,24 +52,36 @@ def add_synthesis_options(parser: argparse.ArgumentParser, d: P.SynthesisParams 
     g.add_argument("--loss", choices=P.LOSSES, default=d.loss, help="default %(default)s")
     g.add_argument("--matching", choices=P.MATCHINGS, default=d.matching,
                    help="patch nearest-neighbour search: exact = brute force (the reference), fast = "
-                        "approximate PatchMatch search, about 5x faster at 512x512 and as good with --variety; "
-                        "with --variety 0 prefer exact (docs/performance.md) (default %(default)s)")
-    add_engine_options(parser)
+                        "approximate PatchMatch search, as good with --variety and 6.5x faster at 512x512 on a "
+                        "2-core Xeon (5.5x on a 2-core EPYC: it depends on the machine); with --variety 0 prefer "
+                        "exact (docs/performance.md) (default %(default)s)")
+    add_engine_options(parser, fixed=fixed)
 
 
-def add_engine_options(parser: argparse.ArgumentParser) -> None:
-    """The random network's flags, --device and --quiet (every command that runs the engine)."""
-    n = P.NetworkParams()
+def add_engine_options(parser: argparse.ArgumentParser, n: P.NetworkParams | None = None,
+                       fixed: tuple[str, ...] = ()) -> None:
+    """The random network's flags with ``n``'s values (default: NetworkParams()) as defaults,
+    except those in ``fixed`` (set by the command itself), then --device, --force and --quiet
+    (every command that runs the engine)."""
+    n = n or P.NetworkParams()
     g = parser.add_argument_group("random network")
-    g.add_argument("--activation", choices=P.ACTIVATIONS, default=n.activation, help="default %(default)s")
-    g.add_argument("--downsample", choices=P.DOWNSAMPLES, default=n.downsample, help="default %(default)s")
-    g.add_argument("--units", type=float, default=n.units, help="unit-count multiplier (default %(default)s)")
-    g.add_argument("--depth", type=int, default=n.depth, help="repeats of each 3x3 layer (default %(default)s)")
-    g.add_argument("--init", choices=P.INITS, default=n.init, help="weight initialisation (default %(default)s)")
-    g.add_argument("--network-seed", type=int, default=n.seed, help="seed of the weights (default %(default)s)")
+    flags = {
+        "activation": dict(choices=P.ACTIVATIONS, default=n.activation, help="default %(default)s"),
+        "downsample": dict(choices=P.DOWNSAMPLES, default=n.downsample, help="default %(default)s"),
+        "units": dict(type=float, default=n.units, help="unit-count multiplier (default %(default)s)"),
+        "depth": dict(type=int, default=n.depth, help="repeats of each 3x3 layer (default %(default)s)"),
+        "init": dict(choices=P.INITS, default=n.init, help="weight initialisation (default %(default)s)"),
+        "network_seed": dict(type=int, default=n.seed, help="seed of the weights (default %(default)s)"),
+    }
+    for name in NETWORK_FLAGS:
+        if name not in fixed:
+            g.add_argument("--" + name.replace("_", "-"), **flags[name])
     parser.add_argument("--device", choices=P.DEVICES, default="auto",
                         help="auto = CUDA, then Apple MPS, then CPU (default %(default)s)")
-    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    parser.add_argument("--force", action="store_true",
+                        help="run in this process even when the estimated memory exceeds what this machine has free")
+    parser.add_argument("--quiet", "-q", action="store_true",
+                        help="no progress (the written file is still named)")
 
 
 def add_daemon_options(parser: argparse.ArgumentParser) -> None:
@@ -76,11 +98,16 @@ def add_daemon_options(parser: argparse.ArgumentParser) -> None:
 
 
 def network_params(args: argparse.Namespace) -> P.NetworkParams:
-    return P.NetworkParams(activation=args.activation, downsample=args.downsample, units=args.units,
-                           depth=args.depth, init=args.init, seed=args.network_seed)
+    """The network flags given; a command's ``fixed`` flags take NetworkParams' defaults."""
+    n = P.NetworkParams()
+    value = {name: getattr(args, name, getattr(n, name.replace("network_", ""))) for name in NETWORK_FLAGS}
+    return P.NetworkParams(activation=value["activation"], downsample=value["downsample"], units=value["units"],
+                           depth=value["depth"], init=value["init"], seed=value["network_seed"])
 
 
 def synthesis_params(args: argparse.Namespace) -> P.SynthesisParams:
+    if args.size and max(args.size) <= P.MAX_SIDE:  # too large: validate() says so, with the limit
+        check_size("output size (--size)", args.size, args.layers, args.loss == "patches")
     width, height = args.size if args.size else (None, None)
     network = network_params(args)
     params = P.SynthesisParams(

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from esm_api import params as P
 from esm_api.protocol import BAD_PARAMS, TOO_LARGE, default_endpoint
+from esm_cli.checks import check_fits, evaluations
 from esm_cli.errors import UserError
 from esm_cli.progressbar import ProgressBar
 
@@ -29,22 +31,51 @@ def run_job(args: argparse.Namespace, mode: str, params: Any, images: Mapping[st
 
     use_daemon = getattr(args, "daemon", None)
     endpoint = default_endpoint(getattr(args, "endpoint", None))
-    bar = ProgressBar(label or mode, enabled=False if getattr(args, "quiet", False) else None)
+    bar = ProgressBar(label or mode, quiet=getattr(args, "quiet", False))
     try:
         if use_daemon or (use_daemon is None and ping(endpoint) is not None):
             return _via_daemon(endpoint, bool(use_daemon), mode, params, images, bar)
+        check_in_process(args, params, images, results=_result_count(mode, params))
         return _in_process(getattr(args, "device", "auto"), mode, params, images, bar)
     finally:
         bar.close()
 
 
+def _result_count(mode: str, params: Any) -> int:
+    if mode != "variants":
+        return 1
+    return params.count + (1 if params.original and params.mode != "none" else 0)
+
+
+def check_in_process(args: argparse.Namespace, params: Any, images: Mapping[str, np.ndarray], results: int = 1,
+                     runs: int | None = None) -> None:
+    """esm_cli.checks.check_fits for a job of ``results`` images run in this process, ``runs``
+    syntheses one after another (default: the images, in batches of ``params.batch``)."""
+    if getattr(args, "device", "auto") in ("cuda", "mps"):
+        return  # the estimate is the CPU's; a GPU's memory is the GPU's to refuse
+    width, height = _output_size(params, images)
+    check_fits(args.command, width * height, evaluations(params.phases, params.iterations),
+               getattr(params, "matching", "") == "exact", runs if runs is not None else results,
+               min(results, getattr(params, "batch", 1)), getattr(args, "force", False))
+
+
+def _output_size(params: Any, images: Mapping[str, np.ndarray]) -> tuple[int, int]:
+    from esm_api.jobs import output_size
+
+    return output_size(params, ((image.shape[1], image.shape[0]) for image in images.values()))
+
+
 def prepare_memory(params: Any, images: Mapping[str, np.ndarray]) -> None:
     """Sets the allocator up for an in-process job by its output size (esm_daemon.memory)."""
-    from esm_api.jobs import output_size
     from esm_daemon.memory import prepare_for_job
 
-    width, height = output_size(params, ((image.shape[1], image.shape[0]) for image in images.values()))
+    width, height = _output_size(params, images)
     prepare_for_job(width * height)
+
+
+def wrote(path: Path) -> None:
+    """Every command that writes an image says where (also with --quiet, also in a pipe)."""
+    print(f"wrote {path}", flush=True)
 
 
 def _detail(phase: int, phases: int, step: int, steps: int, loss: float | None) -> str:
@@ -55,10 +86,11 @@ def _detail(phase: int, phases: int, step: int, steps: int, loss: float | None) 
 def _in_process(device: str, mode: str, params: Any, images: Mapping[str, np.ndarray],
                 bar: ProgressBar) -> list[np.ndarray]:
     from esm_cli.errors import user_errors
-    from esm_core import Engine
 
     prepare_memory(params, images)
     with user_errors():
+        from esm_core import Engine
+
         return Engine(device).run(
             mode, P.to_dict(params), images,
             progress=lambda p: bar.update(p.fraction, _detail(p.phase, p.phases, p.step, p.steps, p.loss)))

@@ -4,6 +4,10 @@ from __future__ import annotations
 import torch
 
 
+class DeviceError(ValueError):
+    """The requested device is not available on this machine."""
+
+
 def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         if torch.cuda.is_available():
@@ -12,7 +16,7 @@ def resolve_device(name: str = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device cuda was requested but torch sees no CUDA GPU")
+        raise DeviceError("--device cuda: torch sees no CUDA GPU on this machine (use --device auto or cpu)")
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise RuntimeError("device mps was requested but Apple MPS is not available")
+        raise DeviceError("--device mps: Apple MPS is not available on this machine (use --device auto or cpu)")
     return torch.device(name)

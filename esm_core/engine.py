@@ -13,6 +13,7 @@ from esm_api.params import FillParams, NetworkParams, ParamError, SynthesisParam
 from .cache import LRUCache
 from .devices import resolve_device
 from .fill import fill_hole
+from .images import check_image, from_grey, is_grey, to_grey
 from .networks import RandomNetwork
 from . import matching
 from .matching import Matcher
@@ -34,6 +35,22 @@ def _tensor_bytes(value: Any) -> int:
     if isinstance(value, torch.nn.Module):
         return sum(p.numel() * p.element_size() for p in value.parameters())
     return int(getattr(value, "nbytes", 0))
+
+
+def grey_inputs(images: Mapping[str, np.ndarray | None]) -> dict[str, np.ndarray] | None:
+    """Grey in, grey out: when every input image is grey but some are stored as RGB(A) (a
+    grey photo saved as RGB, a grey+alpha PNG), those as their one grey channel (+ alpha), so
+    the job synthesises one channel and no colour can creep in; None when some input has
+    colour or all are already grey. The caller expands the results with ``from_grey``."""
+    given = {name: check_image(image, name) for name, image in images.items() if image is not None}
+    if all(image.shape[2] <= 2 for image in given.values()) or not all(map(is_grey, given.values())):
+        return None
+    return {name: to_grey(image) if image.shape[2] >= 3 else image for name, image in given.items()}
+
+
+def _in_colour(image: np.ndarray) -> np.ndarray:
+    """A result of a job run on ``grey_inputs``, in the colour layout its inputs had."""
+    return from_grey(image) if image.shape[2] <= 2 else image  # fill's RGBA layer is laid out already
 
 
 class Engine:
@@ -87,8 +104,10 @@ class Engine:
         progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None,
     ) -> np.ndarray:
+        grey = grey_inputs({"exemplar": exemplar})
         with torch.inference_mode(False), torch.enable_grad():
-            return synthesize_texture(self, exemplar, params, progress, cancel)
+            result = synthesize_texture(self, grey["exemplar"] if grey else exemplar, params, progress, cancel)
+        return _in_colour(result) if grey else result
 
     def fill(
         self,
@@ -101,8 +120,12 @@ class Engine:
     ) -> np.ndarray:
         """``image`` with its hole (``mask`` >= 128) filled from the surroundings or from
         ``source`` (docs/fill.md)."""
+        grey = grey_inputs({"image": image, "source": source})
+        if grey:
+            image, source = grey["image"], grey.get("source")
         with torch.inference_mode(False), torch.enable_grad():
-            return fill_hole(self, image, mask, params, source, progress, cancel)
+            result = fill_hole(self, image, mask, params, source, progress, cancel)
+        return _in_colour(result) if grey else result
 
     def variants(
         self,
@@ -115,5 +138,9 @@ class Engine:
         """Style variants, fantasy styles or style transfer from randomised Gram matrices:
         ``params.count`` images (plus the original style's first when ``params.original``),
         in the order of ``esm_core.variants.image_seeds(params)`` (docs/variants.md)."""
+        grey = grey_inputs({"style": style, "content": content})
+        if grey:
+            style, content = grey["style"], grey.get("content")
         with torch.inference_mode(False), torch.enable_grad():
-            return synthesize_variants(self, style, params, content, progress, cancel)
+            results = synthesize_variants(self, style, params, content, progress, cancel)
+        return [_in_colour(result) for result in results] if grey else results

@@ -234,6 +234,6 @@ def _compose(image: np.ndarray, hole: np.ndarray, rows: slice, cols: slice, fill
         return layer
     result = image.copy()
     result[..., :channels] = colour
-    if image.shape[2] == 4:
-        result[hole, 3] = 255  # alpha is not synthesised: the filled hole is opaque
+    if image.shape[2] in (2, 4):
+        result[hole, -1] = 255  # alpha is not synthesised: the filled hole is opaque
     return result

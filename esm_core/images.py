@@ -1,6 +1,7 @@
 """Image files and arrays: loading with clear errors, atomic saving, channel layouts.
 
-Engine images are uint8 arrays of shape (H, W, C), C = 1 (grey), 3 (RGB) or 4 (RGBA).
+Engine images are uint8 arrays of shape (H, W, C), C = 1 (grey), 2 (grey + alpha), 3 (RGB) or
+4 (RGBA). Files load as 1, 3 or 4 channels; the engine reduces grey RGB(A) to 1 or 2 (``to_grey``).
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-SUPPORTED_CHANNELS = (1, 3, 4)
+SUPPORTED_CHANNELS = (1, 2, 3, 4)
 
 
 class ImageError(ValueError):
@@ -52,7 +53,7 @@ def check_image(array: np.ndarray, what: str = "image") -> np.ndarray:
     if array.ndim == 2:
         array = array[..., None]
     if array.ndim != 3 or array.shape[2] not in SUPPORTED_CHANNELS:
-        raise ImageError(f"{what} must be HxWxC with C in 1, 3, 4; got shape {array.shape}")
+        raise ImageError(f"{what} must be HxWxC with C in 1, 2, 3, 4; got shape {array.shape}")
     if array.shape[0] < 1 or array.shape[1] < 1:
         raise ImageError(f"{what} is empty ({array.shape[1]}x{array.shape[0]})")
     if array.dtype != np.uint8:
@@ -64,7 +65,7 @@ def array_to_pil(array: np.ndarray) -> Image.Image:
     array = check_image(array)
     if array.shape[2] == 1:
         return Image.fromarray(array[..., 0], "L")
-    return Image.fromarray(array, "RGB" if array.shape[2] == 3 else "RGBA")
+    return Image.fromarray(array, {2: "LA", 3: "RGB", 4: "RGBA"}[array.shape[2]])
 
 
 def _file_mode(path: Path) -> int:
@@ -103,6 +104,25 @@ def save_image(array: np.ndarray, path: str | os.PathLike[str]) -> None:
 
 def split_alpha(array: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """(colour, alpha or None): alpha never enters the loss."""
-    if array.shape[2] == 4:
-        return array[..., :3], array[..., 3:]
+    if array.shape[2] in (2, 4):
+        return array[..., :-1], array[..., -1:]
     return array, None
+
+
+def is_grey(array: np.ndarray) -> bool:
+    """True when every pixel's colour channels are equal (alpha aside)."""
+    colour, _ = split_alpha(array)
+    return bool((colour == colour[..., :1]).all())
+
+
+def to_grey(array: np.ndarray) -> np.ndarray:
+    """A grey RGB(A) image (``is_grey``) as grey (+ alpha): the same pixels in 1 (2) channels."""
+    colour, alpha = split_alpha(array)
+    return colour[..., :1].copy() if alpha is None else np.concatenate([colour[..., :1], alpha], axis=2)
+
+
+def from_grey(array: np.ndarray) -> np.ndarray:
+    """Grey (+ alpha) back to RGB(A): the grey channel in all three colour channels."""
+    colour, alpha = split_alpha(array)
+    rgb = np.repeat(colour, 3, axis=2)
+    return rgb if alpha is None else np.concatenate([rgb, alpha], axis=2)

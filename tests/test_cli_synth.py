@@ -54,7 +54,7 @@ def exit_code(argv: list[str]) -> int:
 
 @pytest.mark.parametrize("args,message", [
     (["missing.png"], "no such file"),
-    ([str(BRICK), "--size", "0x10"], "width must be between"),
+    ([str(BRICK), "--size", "0x10"], "0x10 is too small for layers 3_1,4_1: at least 24x24"),
     ([str(BRICK), "--size", "100000x10"], "width must be between"),
     ([str(BRICK), "--size", "abc"], "size must look like"),
     ([str(BRICK), "--size", "16x16"], "too small"),

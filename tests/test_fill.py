@@ -260,8 +260,7 @@ def test_cli_fills_and_writes_a_layer(tmp_path: Path, grass: np.ndarray) -> None
 
 
 @pytest.mark.parametrize("extra,message", [
-    (["--size", "32x32"], "takes no --size"),
-    (["--context", "0"], "context must be between"),
+    (["--context", "0"], "context must be between"),  # --size is not offered (tests/test_cli_checks.py)
 ])
 def test_cli_refuses_bad_options(tmp_path: Path, grass: np.ndarray, capsys: pytest.CaptureFixture[str],
                                  extra: list[str], message: str) -> None:

@@ -41,7 +41,7 @@ def test_esm_grid_writes_the_labelled_sheet(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert run.returncode == 0, run.stderr
     assert "cell 15/15: depth x3" in run.stderr  # progress goes to stderr
-    assert run.stdout == ""
+    assert run.stdout == f"wrote {sheet_path}\n"  # only the written path goes to stdout
     with Image.open(sheet_path) as image:
         assert image.mode == "RGB"
         sheet = np.asarray(image)
@@ -70,14 +70,18 @@ def test_esm_grid_writes_the_labelled_sheet(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--activation", "relu"], "--activation is varied by the grid"),
-    (["--depth", "2"], "--depth is varied by the grid"),
+    (["--activation", "relu"], "unrecognized arguments: --activation"),  # varied by the grid: not offered
+    (["--depth", "2"], "unrecognized arguments: --depth"),
     (["--size", "8x8"], "too small"),
 ])
 def test_esm_grid_refuses_bad_input_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                        args: list[str], message: str) -> None:
     out = tmp_path / "sheet.png"
-    assert main(["grid", str(BRICK), "-o", str(out), "-q", "--phases", "1", "--iterations", "1", *args]) == 2
+    try:
+        status = main(["grid", str(BRICK), "-o", str(out), "-q", "--phases", "1", "--iterations", "1", *args])
+    except SystemExit as exit:  # argparse's refusals
+        status = exit.code
+    assert status == 2
     error = capsys.readouterr().err
     assert message in error and len(error.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == []

@@ -10,6 +10,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from esm_daemon.memory import KEEP_FREED_UP_TO_PIXELS
 
 # In a worker thread: network forward and backward passes at 512x512 (tensors of 48 MiB, above
@@ -55,7 +57,10 @@ worker.start()
 worker.join()
 print(json.dumps(report))
 """
-FAULTS_WITHOUT = 100_000  # four evaluations fault in about 200k pages (800 MB) with glibc's defaults
+# Page-fault counts depend on the machine's allocator and kernel (another 2-core machine counted
+# 31k and 52k where this one counts 140k and 204k), so each test compares its case with the
+# kept heap's count measured in the same run, never with a fixed figure.
+FEWER = 4  # the kept heap faults at least this many times fewer pages (measured: 0 against 140k-204k)
 
 
 def probe(*args: str, **env: str) -> dict[str, int]:
@@ -64,21 +69,28 @@ def probe(*args: str, **env: str) -> dict[str, int]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_a_job_up_to_the_size_limit_reuses_freed_memory_in_a_thread_and_releases_it_on_request() -> None:
-    kept = probe(str(KEEP_FREED_UP_TO_PIXELS))
+@pytest.fixture(scope="module")
+def kept() -> dict[str, int]:
+    """A job up to the size limit, with the kept heap."""
+    return probe(str(KEEP_FREED_UP_TO_PIXELS))
+
+
+def test_a_job_up_to_the_size_limit_reuses_freed_memory_in_a_thread_and_releases_it_on_request(
+        kept: dict[str, int]) -> None:
     assert kept["applied"] is True and kept["kept_for_job"] is True  # glibc (the project's platforms)
-    assert kept["faults"] < FAULTS_WITHOUT // 10
+    mapped = probe(str(KEEP_FREED_UP_TO_PIXELS + 1))
+    assert mapped["kept_for_job"] is False
+    assert kept["faults"] * FEWER < mapped["faults"], (kept["faults"], mapped["faults"])
     assert kept["kept"] - kept["released"] > (48 << 20)
 
 
-def test_bigger_jobs_and_work_outside_jobs_map_big_blocks_afresh() -> None:
-    large = probe(str(KEEP_FREED_UP_TO_PIXELS + 1))
-    assert large["kept_for_job"] is False and large["faults"] > FAULTS_WITHOUT // 2
+def test_work_outside_jobs_maps_big_blocks_afresh(kept: dict[str, int]) -> None:
     outside = probe()
-    assert outside["applied"] is True and outside["faults"] > FAULTS_WITHOUT // 2
+    assert outside["applied"] is True and "kept_for_job" not in outside
+    assert kept["faults"] * FEWER < outside["faults"], (kept["faults"], outside["faults"])
 
 
-def test_the_system_allocator_stays_when_asked() -> None:
+def test_the_system_allocator_stays_when_asked(kept: dict[str, int]) -> None:
     system = probe(str(KEEP_FREED_UP_TO_PIXELS), ESM_SYSTEM_MALLOC="1")
     assert system["applied"] is False and system["kept_for_job"] is False
-    assert system["faults"] > FAULTS_WITHOUT
+    assert kept["faults"] * FEWER < system["faults"], (kept["faults"], system["faults"])

@@ -167,9 +167,7 @@ def test_style_transfer_keeps_the_content(engine: Engine, brick: np.ndarray) -> 
     def content_distance(image: np.ndarray) -> float:
         return float(((features(image) - target) ** 2).mean())
 
-    # A strong content weight: at the default (10) and this tiny budget the content loss keeps
-    # the content only a few percent better than no content loss at all (measured 0.00462 vs
-    # 0.00478; at 100, 0.00362), too close a margin for a test that must hold on any CPU.
+    # A weight well above what this tiny budget needs, so that the margin holds on any CPU.
     params = VariantParams(count=1, seed=0, phases=1, iterations=15, content_weight=100.0)
     [texture] = engine.variants(brick, params)
     [transfer] = engine.variants(brick, params, content)
@@ -178,6 +176,30 @@ def test_style_transfer_keeps_the_content(engine: Engine, brick: np.ndarray) -> 
     print("content distances (transfer, without content loss, texture):", distances)
     assert distances[0] < distances[1] and distances[0] < 0.8 * distances[2], distances
     assert transfer.shape == content.shape
+
+
+
+def edge_correlation(first: np.ndarray, second: np.ndarray) -> float:
+    """Pearson correlation of two images' gradient magnitudes (grey, central differences):
+    about 0 for unrelated images, 1 for the same edges."""
+    def edges(image: np.ndarray) -> np.ndarray:
+        grey = image.astype(np.float64).mean(axis=2)
+        return np.hypot(grey[1:-1, 2:] - grey[1:-1, :-2], grey[2:, 1:-1] - grey[:-2, 1:-1]).ravel()
+
+    return float(np.corrcoef(edges(first), edges(second))[0, 1])
+
+
+def test_style_transfer_at_the_defaults_keeps_the_content_recognisable(engine: Engine) -> None:
+    """The README's style transfer, brick style on a grass photo, at every default: the
+    result's edges follow the content's. With the earlier defaults (content layer 4_2, weight
+    10) the grass was lost: -0.05 here (96 px), -0.02 at 256 px; now 0.61 (0.58 at 256 px)."""
+    style, content = (load_image(DATA / name)[:96, :96] for name in ("brick.png", "grass.png"))
+    [result] = engine.variants(style, VariantParams(count=1), content)
+    kept = edge_correlation(content, result)
+    changed = float(np.abs(result.astype(int) - content).mean())
+    print(f"edge correlation {kept:.3f}, mean change {changed:.1f} grey levels")
+    assert kept > 0.3
+    assert changed > 10  # the style is applied: not the content handed back
 
 
 # -- refusals

@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from esm_api import params as P
-from esm_cli.errors import UserError, user_errors
+from esm_cli.checks import check_output_file, check_size, read_image
+from esm_cli.errors import user_errors
 from esm_cli.options import add_daemon_options, add_synthesis_options, synthesis_params
-from esm_cli.runner import run_job
+from esm_cli.runner import run_job, wrote
 
 if TYPE_CHECKING:
     import numpy as np
@@ -24,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "fill", help="fill a masked region with texture that continues its surroundings",
         description="Fill the region of IMAGE that MASK marks (white = fill) with texture that continues "
                     "the surroundings, or the texture of a --source image. Pixels outside the region are "
-                    "kept bit for bit.")
+                    "kept bit for bit; the result has the size of IMAGE.")
     parser.add_argument("image", type=Path, help="image to fill (PNG, JPEG, ...)")
     parser.add_argument("--mask", type=Path, required=True,
                         help=f"mask image of the same size: pixels >= {MASK_THRESHOLD} (white) are filled; "
@@ -35,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="width of the band around the hole whose texture is continued (default %(default)s)")
     parser.add_argument("--output-layer", action="store_true",
                         help="write only the filled pixels, as RGBA with everything else transparent")
-    add_synthesis_options(parser, defaults)
+    add_synthesis_options(parser, defaults, size=False)
     add_daemon_options(parser)
     parser.set_defaults(func=run)
 
@@ -54,26 +55,27 @@ def mask_channel(mask: np.ndarray) -> np.ndarray:
 
 
 def fill_params(args: argparse.Namespace) -> P.FillParams:
-    if args.size:
-        raise UserError("fill takes no --size: the result has the size of IMAGE")
     return P.from_dict(P.FillParams, {**P.to_dict(synthesis_params(args)), "context": args.context,
                                       "output": "layer" if args.output_layer else "composite"})
 
 
 def run(args: argparse.Namespace) -> int:
+    # Everything the user can get wrong is checked before the engine (torch) loads.
     with user_errors():
         params = fill_params(args)
-        from esm_core import load_image, save_image
+    check_output_file(args.output)
+    images = {"image": read_image(args.image), "mask": mask_channel(read_image(args.mask))}
+    if args.source is not None:
+        images["source"] = read_image(args.source)
+    check_size("image", (images["image"].shape[1], images["image"].shape[0]), params.layers, True)
+    grey = int(((images["mask"] != 0) & (images["mask"] != 255)).sum())
+    if grey:
+        print(f"esm fill: note: {grey} mask pixels are neither black nor white; "
+              f"those >= {MASK_THRESHOLD} are filled", file=sys.stderr)
+    [result] = run_job(args, "fill", params, images, label="fill")
+    with user_errors():
+        from esm_core.images import save_image
 
-        if not args.output.parent.is_dir():
-            raise UserError(f"{args.output.parent}: output folder does not exist")
-        images = {"image": load_image(args.image), "mask": mask_channel(load_image(args.mask))}
-        if args.source is not None:
-            images["source"] = load_image(args.source)
-        grey = int(((images["mask"] != 0) & (images["mask"] != 255)).sum())
-        if grey:
-            print(f"esm fill: note: {grey} mask pixels are neither black nor white; "
-                  f"those >= {MASK_THRESHOLD} are filled", file=sys.stderr)
-        [result] = run_job(args, "fill", params, images, label="fill")
         save_image(result, args.output)
+    wrote(args.output)
     return 0

@@ -6,11 +6,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from esm_api.params import NetworkParams
-from esm_cli.errors import UserError, user_errors
+from esm_cli.checks import check_output_file, check_size, read_image
+from esm_cli.errors import user_errors
 from esm_cli.options import add_synthesis_options, synthesis_params
 from esm_cli.progressbar import ProgressBar
-from esm_cli.runner import prepare_memory
+from esm_cli.runner import check_in_process, prepare_memory, wrote
 
 if TYPE_CHECKING:  # torch is imported only when the command runs
     from esm_core import Progress
@@ -25,27 +25,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Synthesise EXEMPLAR with each network variant of the Extreme Style Machines "
                     "experiments: activation (elu, relu, lrelu) x down-sampling (strided, avg, max), "
                     "unit count (1/4, 1/2, full) and depth (x1, x2, x3 with 1/2 units), and save them "
-                    "as one labelled contact sheet. --activation, --downsample, --units and --depth "
-                    "are what the grid varies and cannot be set.")
+                    "as one labelled contact sheet. Runs in this process.")
     parser.add_argument("exemplar", type=Path, help="exemplar image (PNG, JPEG, ...)")
     parser.add_argument("-o", "--output", type=Path, required=True, help="the contact sheet (PNG recommended)")
-    add_synthesis_options(parser)
+    add_synthesis_options(parser, fixed=VARIED)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    default = NetworkParams()
-    for name in VARIED:
-        if getattr(args, name) != getattr(default, name):
-            raise UserError(f"--{name} is varied by the grid itself; leave it out")
+    # Everything the user can get wrong is checked before the engine (torch) loads.
     with user_errors():
         params = synthesis_params(args)
-        from esm_core import Engine, load_image, save_image
-        from esm_core.grid import contact_sheet, describe, render_grid
+    check_output_file(args.output)
+    exemplar = read_image(args.exemplar)
+    check_size("exemplar", (exemplar.shape[1], exemplar.shape[0]), params.layers, params.loss == "patches")
+    with user_errors():
+        from esm_core import Engine, save_image
+        from esm_core.grid import contact_sheet, describe, grid_cells, render_grid
 
-        if not args.output.parent.is_dir():
-            raise UserError(f"{args.output.parent}: output folder does not exist")
-        exemplar = load_image(args.exemplar)
+        networks = {cell.network for cell in grid_cells(params.network)}  # render_grid runs each once
+        check_in_process(args, params, {"exemplar": exemplar}, runs=len(networks))
         prepare_memory(params, {"exemplar": exemplar})
         engine = Engine(args.device)
         bar: ProgressBar | None = None
@@ -56,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
                 bar.close()
             if not args.quiet:
                 print(f"grid: cell {index + 1}/{count}: {cell.label}", file=sys.stderr, flush=True)
-            bar = ProgressBar(f"grid {index + 1}/{count}", enabled=None if not args.quiet else False)
+            bar = ProgressBar(f"grid {index + 1}/{count}", quiet=args.quiet)
 
         def progress(p: Progress) -> None:
             if bar is not None:
@@ -68,4 +67,5 @@ def run(args: argparse.Namespace) -> int:
             if bar is not None:
                 bar.close()
         save_image(contact_sheet(exemplar, results, describe(params)), args.output)
+    wrote(args.output)
     return 0

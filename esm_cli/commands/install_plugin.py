@@ -20,7 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--uninstall", action="store_true", help="remove the plug-in instead")
     parser.add_argument("--endpoint", help="daemon endpoint the plug-in uses by default "
                                            "(default: $ESM_ENDPOINT or tcp://127.0.0.1:5571)")
-    g = parser.add_argument_group("the app's Python (default: found per OS, see the docs)")
+    g = parser.add_argument_group("the app's Python (default: found per OS, see the docs; on Linux the "
+                                  "python3 on PATH, only when the app itself is on PATH)")
     g.add_argument("--python", metavar="EXE", help="the app's Python interpreter, run once to ask for its "
                                                    "version and platform")
     g.add_argument("--python-version", metavar="X.Y", help="instead of --python: its version ...")
@@ -36,22 +37,24 @@ def run(args: argparse.Namespace) -> int:
     target = get_target(args.target)
     dest = args.dest if args.dest is not None else target.default_dest()
     if args.uninstall:
-        removed = common.uninstall(target, dest)
-        print("\n".join(f"removed {path}" for path in removed) or f"nothing of esm's in {dest}")
+        print("\n".join(common.uninstall(target, dest)) or f"nothing of esm's in {dest}")
         return 0
+    assumed = ""
     if args.python_version or args.platform:
         if args.python:
             raise UserError("give either --python or --python-version/--platform")
         python = common.python_from_flags(args.python_version or "", args.platform)
+    elif args.python:
+        python = common.inspect_python(args.python)
     else:
-        python = common.inspect_python(args.python or target.default_python())
+        executable, assumed = common.default_python(target)
+        python = common.inspect_python(executable)
     from esm_api.protocol import default_endpoint
 
     endpoint = default_endpoint(args.endpoint)
-    installed = common.install(target, dest, python, endpoint, args.wheel_dir)
-    print(f"installed the {target.app} plug-in in {installed}\n"
-          f"  for {python.describe()}\n"
-          f"  daemon: {endpoint}, started when needed with: "
-          f"{' '.join(common.daemon_start_command())} --endpoint {endpoint}\n"
-          f"{target.check_hint}")
+    installed, edited = common.install(target, dest, python, endpoint, args.wheel_dir)
+    print("\n".join([f"installed the {target.app} plug-in in {installed}",
+                     f"  for {python.describe()}"] + [f"  {line}" for line in [assumed] + edited if line] +
+                    [f"  daemon: {endpoint}, started when needed with: "
+                     f"{' '.join(common.daemon_start_command())} --endpoint {endpoint}", target.check_hint]))
     return 0

@@ -4,9 +4,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from esm_cli.errors import UserError, user_errors
+from esm_cli.checks import check_output_file, check_size, read_image
+from esm_cli.errors import user_errors
 from esm_cli.options import add_daemon_options, add_synthesis_options, synthesis_params
-from esm_cli.runner import run_job
+from esm_cli.runner import run_job, wrote
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,13 +22,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Everything the user can get wrong is checked before the engine (torch) loads.
     with user_errors():
         params = synthesis_params(args)
-        from esm_core import load_image, save_image
+    check_output_file(args.output)
+    exemplar = read_image(args.exemplar)
+    check_size("exemplar", (exemplar.shape[1], exemplar.shape[0]), params.layers, params.loss == "patches")
+    [result] = run_job(args, "texture", params, {"exemplar": exemplar}, label="synth")
+    with user_errors():
+        from esm_core.images import save_image
 
-        if not args.output.parent.is_dir():
-            raise UserError(f"{args.output.parent}: output folder does not exist")
-        exemplar = load_image(args.exemplar)
-        [result] = run_job(args, "texture", params, {"exemplar": exemplar}, label="synth")
         save_image(result, args.output)
+    wrote(args.output)
     return 0

@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from esm_api import params as P
+from esm_cli.checks import check_size, read_image
 from esm_cli.errors import UserError, user_errors
 from esm_cli.options import _layers, _size, add_daemon_options, add_engine_options, network_params
-from esm_cli.runner import run_job
+from esm_cli.runner import run_job, wrote
 
 if TYPE_CHECKING:
     import numpy as np
@@ -66,7 +67,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--level-clip", type=float, default=d.level_clip, metavar="PERCENT",
                    help="percent of each channel clipped at either end by --levels (default %(default)s)")
     g.add_argument("--content", type=Path, help="style transfer: repaint this image in the (randomised) style")
-    g.add_argument("--content-weight", type=float, default=d.content_weight, help="default %(default)s")
+    g.add_argument("--content-weight", type=float, default=d.content_weight,
+                   help="trades content against style: higher keeps more of the content, lower applies more "
+                        "of the style (default %(default)s; docs/variants.md)")
     g.add_argument("--content-layer", type=_layers, default=(d.content_layer,), metavar="L",
                    help="layer of the content loss (default %s)" % d.content_layer)
     g.add_argument("--start", choices=P.VARIANT_INITS, default=d.init,
@@ -82,10 +85,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--batch", type=int, default=d.batch,
                    help="images optimised together through one network pass; lower it to save memory "
                         "(default %(default)s)")
-    add_engine_options(parser)
-    n = d.network  # the variants' own network defaults (max pooling), not esm synth's
-    parser.set_defaults(activation=n.activation, downsample=n.downsample, units=n.units, depth=n.depth,
-                        init=n.init, network_seed=n.seed)
+    add_engine_options(parser, d.network)  # the variants' own network defaults (max pooling), not esm synth's
     add_daemon_options(parser)
     parser.set_defaults(func=run)
 
@@ -93,6 +93,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def variant_params(args: argparse.Namespace, mode: str, original: bool) -> P.VariantParams:
     if len(args.content_layer) != 1:
         raise UserError("--content-layer takes one layer")
+    if args.size and max(args.size) <= P.MAX_SIDE:  # too large: validate() says so, with the limit
+        check_size("output size (--size)", args.size, _feature_layers(args), patches=False)
     width, height = args.size if args.size else (None, None)
     params = P.VariantParams(
         mode=mode, count=args.count, seed=args.seed, low=args.range[0], high=args.range[1],
@@ -103,6 +105,11 @@ def variant_params(args: argparse.Namespace, mode: str, original: bool) -> P.Var
         batch=args.batch, network=network_params(args))
     params.validate()
     return params
+
+
+def _feature_layers(args: argparse.Namespace) -> tuple[str, ...]:
+    """The layers the job's network must reach (esm_core.variants: style and content layers)."""
+    return tuple(args.layer) + tuple(args.base_layers) + (tuple(args.content_layer) if args.content else ())
 
 
 def sheet(rows: list[list[tuple[str, np.ndarray]]]) -> np.ndarray:
@@ -131,17 +138,21 @@ def sheet(rows: list[list[tuple[str, np.ndarray]]]) -> np.ndarray:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Everything the user can get wrong is checked before the engine (torch) loads.
     with user_errors():
         jobs = [variant_params(args, mode, original=index == 0) for index, mode in enumerate(args.mode)]
-        from esm_core import load_image, save_image
+    if not args.output.parent.is_dir():
+        raise UserError(f"{args.output.parent}: output folder's parent does not exist")
+    if args.output.exists() and not args.output.is_dir():
+        raise UserError(f"{args.output}: not a folder")
+    images = {"style": read_image(args.style)}
+    if args.content is not None:
+        images["content"] = read_image(args.content)
+    for name, image in images.items():
+        check_size(name, (image.shape[1], image.shape[0]), _feature_layers(args), patches=False)
+    with user_errors():
+        from esm_core.images import save_image
 
-        if not args.output.parent.is_dir():
-            raise UserError(f"{args.output.parent}: output folder's parent does not exist")
-        if args.output.exists() and not args.output.is_dir():
-            raise UserError(f"{args.output}: not a folder")
-        images = {"style": load_image(args.style)}
-        if args.content is not None:
-            images["content"] = load_image(args.content)
         first = [("style", images["style"])] + ([("content", images["content"])] if "content" in images else [])
         rows: list[list[tuple[str, np.ndarray]]] = []
         for params in jobs:
@@ -153,9 +164,11 @@ def run(args: argparse.Namespace) -> int:
             for index, image in enumerate(results):
                 name = f"{params.mode}-{params.seed + index}"
                 save_image(image, args.output / f"{name}.png")
+                wrote(args.output / f"{name}.png")
                 row.append((name, image))
             rows.append(row)
         if first[0][0] == "style":  # mode none only: its first image is the original style's
             first.insert(0, rows[0][0])
         save_image(sheet([first] + rows), args.output / SHEET)
+    wrote(args.output / SHEET)
     return 0

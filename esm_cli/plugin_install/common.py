@@ -14,9 +14,10 @@ does, for that target::
     copy  plugin_source(TARGET.source)  -> installed   # the plug-in's own files
     copy  esm_api + unpacked wheels     -> installed / TARGET.vendor
     write installed / CONFIG_NAME                      # endpoint + daemon start command
-    TARGET.after_install(dest, installed)              # e.g. Krita's .desktop file
+    TARGET.after_install(dest, installed)              # e.g. Krita's .desktop file and kritarc
 
-and ``--uninstall`` removes ``installed`` plus ``TARGET.extra_paths(dest)``. A subclass
+and ``--uninstall`` removes ``installed`` plus ``TARGET.extra_paths(dest)``, then calls
+``TARGET.after_uninstall(dest)``. A subclass
 sets the class attributes and implements ``default_dest`` and ``default_python``;
 ``after_install``/``extra_paths`` are optional hooks. The plug-in adds its vendor folder to
 ``sys.path`` and reads CONFIG_NAME next to itself: ``{"endpoint": E, "start_command": [...]}``,
@@ -72,6 +73,7 @@ class Target:
     source = ""  # the plug-in folder inside plugins/, e.g. "gimp/esm-gimp"
     folder = ""  # its name inside dest, e.g. "esm-gimp"
     vendor = "vendor"  # folder inside the installed plug-in that receives esm_api, zmq, msgpack
+    executables: tuple[str, ...] = ()  # the app's commands; on Linux, finding one on PATH finds the app
     check_hint = ""  # one paragraph: how a user checks the installation
 
     def default_dest(self) -> Path:
@@ -82,8 +84,14 @@ class Target:
         """Path or command name of the app's Python, to inspect (see inspect_python)."""
         raise NotImplementedError
 
-    def after_install(self, dest: Path, installed: Path) -> None:
-        """Hook: write files the app needs beside the plug-in folder."""
+    def after_install(self, dest: Path, installed: Path) -> list[str]:
+        """Hook: write files the app needs beside the plug-in folder; returns what it edited,
+        one line each, for the user."""
+        return []
+
+    def after_uninstall(self, dest: Path) -> list[str]:
+        """Hook: undo what ``after_install`` edited; returns what it edited, one line each."""
+        return []
 
     def extra_paths(self, dest: Path) -> list[Path]:
         """Hook: files beside the plug-in folder that uninstall removes."""
@@ -96,6 +104,21 @@ _PROBE = ("import json, platform, sys, sysconfig; print(json.dumps({"
           "'version': '%d.%d' % sys.version_info[:2], 'implementation': sys.implementation.name, "
           "'platform': sysconfig.get_platform(), 'machine': platform.machine(), "
           "'libc': platform.libc_ver(), 'mac': platform.mac_ver()[0]}))")
+
+
+def default_python(target: Target) -> tuple[str, str]:
+    """The app's Python when the user names none, and a line saying what was assumed. On Linux
+    the app runs plug-ins with the python3 on PATH, but only if the app is there at all: any
+    python3 is not the app's (Debian's GIMP and Krita use 3.13 where python3 may be 3.11)."""
+    python = target.default_python()
+    how = "choose another with --python EXE, or --python-version X.Y and --platform TAG"
+    if host_system() != "linux":  # a path inside the app's installation: it exists only with the app
+        return python, f"assumed {target.app}'s own Python, {python}; {how}"
+    app = next(filter(None, map(shutil.which, target.executables)), None)
+    if app is None:
+        raise UserError(f"no {target.app} found (no {' or '.join(target.executables)} on PATH), so its Python "
+                        f"is unknown: {how}")
+    return python, f"assumed {target.app} ({app}) runs plug-ins with {shutil.which(python) or python}; {how}"
 
 
 def inspect_python(executable: str) -> TargetPython:
@@ -226,9 +249,10 @@ def is_ours(installed: Path) -> bool:
 # --- install / uninstall ----------------------------------------------------------------------
 
 def install(target: Target, dest: Path, python: TargetPython, endpoint: str,
-            wheel_dir: Path | None = None) -> Path:
-    """Installs ``target``'s plug-in into ``dest``; returns the plug-in's folder. An earlier
-    installation by esm is replaced; anything else in the way is left alone (error)."""
+            wheel_dir: Path | None = None) -> tuple[Path, list[str]]:
+    """Installs ``target``'s plug-in into ``dest``; returns the plug-in's folder and what else
+    was edited (``Target.after_install``). An earlier installation by esm is replaced; anything
+    else in the way is left alone (error)."""
     installed = dest / target.folder
     if installed.exists() and not is_ours(installed):
         raise UserError(f"{installed} exists and was not installed by esm; remove it or choose --dest")
@@ -250,12 +274,11 @@ def install(target: Target, dest: Path, python: TargetPython, endpoint: str,
         if installed.exists():
             shutil.rmtree(installed)
         os.replace(staging, installed)
-    target.after_install(dest, installed)
-    return installed
+    return installed, target.after_install(dest, installed)
 
 
-def uninstall(target: Target, dest: Path) -> list[Path]:
-    """Removes what ``install`` put into ``dest``; returns the removed paths."""
+def uninstall(target: Target, dest: Path) -> list[str]:
+    """Removes what ``install`` put into ``dest`` and undoes its edits; returns one line each."""
     installed = dest / target.folder
     removed: list[Path] = []
     if installed.exists():
@@ -267,7 +290,7 @@ def uninstall(target: Target, dest: Path) -> list[Path]:
         if path.is_file() or path.is_symlink():
             path.unlink()
             removed.append(path)
-    return removed
+    return [f"removed {path}" for path in removed] + target.after_uninstall(dest)
 
 
 def host_system() -> str:

@@ -15,6 +15,7 @@ class Gimp(Target):
     app = "GIMP 3"
     source = "gimp/esm-gimp"
     folder = "esm-gimp"
+    executables = ("gimp-3.0", "gimp")
     check_hint = ("Restart GIMP; the commands are Filters > Render > ESM Texture from Selection... and "
                   "Filters > Enhance > ESM Fill Selection... (docs/gimp.md: checking the installation).")
 

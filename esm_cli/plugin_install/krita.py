@@ -33,33 +33,56 @@ def kritarc_path() -> Path:
     return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "kritarc"
 
 
-def enable_plugin(kritarc: Path) -> None:
-    """Sets ``enable_esm_krita=true`` in the ``[python]`` group of kritarc, leaving every other
-    line as it is (kritarc is KConfig, not quite INI: configparser would rewrite it)."""
+def _read_lines(kritarc: Path) -> list[str]:
     try:
-        lines = kritarc.read_text(encoding="utf-8").splitlines()
+        return kritarc.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
-        lines = []
+        return []
     except (OSError, UnicodeDecodeError) as error:
         raise UserError(f"cannot read {kritarc}: {error}") from None
-    entry = f"enable_{NAME}=true"
+
+
+def _python_group(lines: list[str]) -> tuple[int | None, int, list[int]]:
+    """(first line of the ``[python]`` group or None, the line after it, its lines setting our key)."""
     key = re.compile(rf"^\s*enable_{NAME}\s*=")
     start = next((i + 1 for i, line in enumerate(lines) if line.strip() == "[python]"), None)
     if start is None:
-        lines += ([""] if lines and lines[-1].strip() else []) + ["[python]", entry]
-    else:
-        end = next((i for i in range(start, len(lines)) if lines[i].strip().startswith("[")), len(lines))
-        existing = [i for i in range(start, end) if key.match(lines[i])]
-        if existing:
-            lines[existing[0]] = entry
-        else:
-            while end > start and not lines[end - 1].strip():  # keep the blank line before the next group
-                end -= 1
-            lines.insert(end, entry)
+        return None, len(lines), []
+    end = next((i for i in range(start, len(lines)) if lines[i].strip().startswith("[")), len(lines))
+    return start, end, [i for i in range(start, end) if key.match(lines[i])]
+
+
+def _write_lines(kritarc: Path, lines: list[str]) -> None:
     kritarc.parent.mkdir(parents=True, exist_ok=True)
     temp = kritarc.with_name(kritarc.name + ".esm-tmp")
     temp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     os.replace(temp, kritarc)
+
+
+def enable_plugin(kritarc: Path) -> None:
+    """Sets ``enable_esm_krita=true`` in the ``[python]`` group of kritarc, leaving every other
+    line as it is (kritarc is KConfig, not quite INI: configparser would rewrite it)."""
+    lines = _read_lines(kritarc)
+    entry = f"enable_{NAME}=true"
+    start, end, existing = _python_group(lines)
+    if start is None:
+        lines += ([""] if lines and lines[-1].strip() else []) + ["[python]", entry]
+    elif existing:
+        lines[existing[0]] = entry
+    else:
+        while end > start and not lines[end - 1].strip():  # keep the blank line before the next group
+            end -= 1
+        lines.insert(end, entry)
+    _write_lines(kritarc, lines)
+
+
+def disable_plugin(kritarc: Path) -> bool:
+    """Removes the ``enable_esm_krita`` lines that ``enable_plugin`` sets; True if there were any."""
+    lines = _read_lines(kritarc)
+    _, _, existing = _python_group(lines)
+    if existing:
+        _write_lines(kritarc, [line for i, line in enumerate(lines) if i not in existing])
+    return bool(existing)
 
 
 class Krita(Target):
@@ -67,6 +90,7 @@ class Krita(Target):
     app = "Krita 5.2"
     source = f"krita/{NAME}"
     folder = NAME
+    executables = ("krita",)
     check_hint = ("Restart Krita (close it first: Krita rewrites kritarc on exit). Then Settings > "
                   "Dockers > Extreme Style Machines, and Tools > Scripts > Tileable texture from "
                   "selection (ESM) (docs/krita.md: checking the installation).")
@@ -91,9 +115,25 @@ class Krita(Target):
             return "/Applications/krita.app/Contents/Frameworks/Python.framework/Versions/Current/bin/python3"
         return "python3"  # distribution and Flatpak builds use the system's (runtime's) Python 3
 
-    def after_install(self, dest: Path, installed: Path) -> None:
+    def profile_kritarc(self, dest: Path) -> Path | None:
+        """The kritarc of the Krita profile ``dest`` belongs to: this user's, when ``dest`` is its
+        pykrita folder; None for any other folder, whose profile's settings cannot be known."""
+        return kritarc_path() if dest.resolve() == self.default_dest().resolve() else None
+
+    def after_install(self, dest: Path, installed: Path) -> list[str]:
         (dest / DESKTOP).write_bytes((plugin_source("krita") / DESKTOP).read_bytes())
-        enable_plugin(kritarc_path())
+        kritarc = self.profile_kritarc(dest)
+        if kritarc is None:
+            return [f"kritarc not edited: {dest} is not this user's pykrita folder ({self.default_dest()}); "
+                    "enable the plug-in in Krita: Settings > Configure Krita > Python Plugin Manager"]
+        enable_plugin(kritarc)
+        return [f"enabled it in {kritarc} (enable_{NAME}=true)"]
+
+    def after_uninstall(self, dest: Path) -> list[str]:
+        kritarc = self.profile_kritarc(dest)
+        if kritarc is not None and disable_plugin(kritarc):
+            return [f"removed enable_{NAME} from {kritarc}"]
+        return []
 
     def extra_paths(self, dest: Path) -> list[Path]:
         return [dest / DESKTOP]

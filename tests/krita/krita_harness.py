@@ -58,7 +58,9 @@ class KritaInstall:
         version and platform, so the vendored wheels are the ones Krita needs."""
         self.python.write_text(f'#!/bin/sh\ncd "{ROOT}" && exec "{RUN_IN_CHROOT}" "{ROOTFS}" python3 "$@"\n')
         self.python.chmod(0o755)
-        env = {**os.environ, "XDG_CONFIG_HOME": str(self.config)}
+        # The pykrita folder is this profile's own (XDG_DATA_HOME), so the installer enables the
+        # plug-in in the profile's kritarc (XDG_CONFIG_HOME); it edits no other profile's.
+        env = {**os.environ, "XDG_CONFIG_HOME": str(self.config), "XDG_DATA_HOME": str(self.work / "data")}
         return subprocess.run([sys.executable, "-m", "esm_cli.main", "install-plugin", "krita",
                                "--dest", str(self.pykrita), "--python", str(self.python), "--endpoint", endpoint],
                               env=env, capture_output=True, text=True, timeout=300)
