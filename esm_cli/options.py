@@ -3,6 +3,8 @@ Defaults come from the dataclasses, so --help always shows what the engine uses.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+from typing import TypeVar
 
 from esm_api import params as P
 from esm_api.protocol import DEFAULT_ENDPOINT, ENDPOINT_ENV
@@ -18,6 +20,10 @@ def _size(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _describe(values: dict[str, object]) -> str:
+    return ", ".join(f"--{name.replace('_', '-')} {value}" for name, value in values.items())
+
+
 def _layers(text: str) -> tuple[str, ...]:
     try:
         return P.parse_layers(text)
@@ -25,28 +31,47 @@ def _layers(text: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+# Flags that --preset sets when they are not given: their argparse default is None.
+PRESET_FIELDS = ("phases", "iterations", "style_weight", "variety", "smoothness", "swd_weight", "layout_phases")
+
+
 def add_synthesis_options(parser: argparse.ArgumentParser, d: P.SynthesisParams | None = None, size: bool = True,
-                          fixed: tuple[str, ...] = ()) -> None:
+                          fixed: tuple[str, ...] = (), distribution: bool = True) -> None:
     """The synthesis flags, with ``d``'s values (default: SynthesisParams()) as defaults; no
-    --size unless ``size``; ``fixed`` names network flags the command sets itself (not offered)."""
+    --size unless ``size``; ``fixed`` names network flags the command sets itself (not offered);
+    ``distribution`` offers the sliced Wasserstein flags and --preset (texture commands)."""
     d = d or P.SynthesisParams()
-    g = parser.add_argument_group("synthesis (defaults: the blog's settings)")
+    g = parser.add_argument_group("synthesis")
     if size:
         g.add_argument("--size", type=_size, metavar="WxH", help="output size (default: the exemplar's)")
     else:
         parser.set_defaults(size=None)
+    if distribution:
+        g.add_argument("--preset", choices=tuple(P.SYNTHESIS_PRESETS), default="default",
+                       help="default: the best measured settings (docs/quality.md); reference: the Extreme Style "
+                            "Machines blog's pipeline and settings (%s). Flags given explicitly override it "
+                            "(default %%(default)s)" % _describe(P.SYNTHESIS_PRESETS["reference"]))
     g.add_argument("--tileable", action="store_true", help="make the output tile seamlessly")
     g.add_argument("--seed", type=int, default=d.seed, help="seed of the initial noise (default %(default)s)")
-    g.add_argument("--phases", type=int, default=d.phases,
+    g.add_argument("--phases", type=int, default=None,
                    help="scales, coarse to fine, at most: a scale whose image or exemplar would be smaller than "
-                        "the layers need is skipped (default %(default)s)")
-    g.add_argument("--iterations", type=int, default=d.iterations,
-                   help="L-BFGS loss evaluations per phase (default %(default)s)")
-    g.add_argument("--style-weight", type=float, default=d.style_weight, help="default %(default)s")
-    g.add_argument("--variety", type=float, default=d.variety,
-                   help="penalty on reusing the same style patches (default %(default)s)")
-    g.add_argument("--smoothness", type=float, default=d.smoothness,
-                   help="total-variation weight (default %(default)s)")
+                        f"the layers need is skipped (default {d.phases})")
+    g.add_argument("--iterations", type=int, default=None,
+                   help=f"L-BFGS loss evaluations per phase (default {d.iterations})")
+    g.add_argument("--style-weight", type=float, default=None, help=f"default {d.style_weight}")
+    g.add_argument("--variety", type=float, default=None,
+                   help=f"penalty on reusing the same style patches (default {d.variety})")
+    g.add_argument("--smoothness", type=float, default=None, help=f"total-variation weight (default {d.smoothness})")
+    if distribution:
+        g.add_argument("--swd-weight", type=float, default=None,
+                       help="weight of the sliced Wasserstein term that gives the --swd-layers the exemplar's "
+                            f"feature distribution: sharp, even detail; 0 = off (default {d.swd_weight})")
+        g.add_argument("--swd-layers", type=_layers, default=d.swd_layers, metavar="L[,L]",
+                       help="layers of the sliced Wasserstein term (default %s)" % ",".join(d.swd_layers))
+        g.add_argument("--layout-phases", type=int, default=None,
+                       help="first phases that match feature distributions only, which invents a new layout "
+                            "instead of rebuilding the exemplar's; the last phase never does "
+                            f"(default {d.layout_phases})")
     g.add_argument("--layers", type=_layers, default=d.layers, metavar="L[,L]",
                    help="style layers (default %s)" % ",".join(d.layers))
     g.add_argument("--loss", choices=P.LOSSES, default=d.loss, help="default %(default)s")
@@ -105,15 +130,20 @@ def network_params(args: argparse.Namespace) -> P.NetworkParams:
                            depth=value["depth"], init=value["init"], seed=value["network_seed"])
 
 
-def synthesis_params(args: argparse.Namespace) -> P.SynthesisParams:
+S = TypeVar("S", bound=P.SynthesisParams)
+
+
+def synthesis_params(args: argparse.Namespace, d: S | None = None) -> S:
+    """``d`` (default SynthesisParams()) with the preset's values, then the flags given."""
     if args.size and max(args.size) <= P.MAX_SIDE:  # too large: validate() says so, with the limit
         check_size("output size (--size)", args.size, args.layers, args.loss == "patches")
+    base = dataclasses.replace(d or P.SynthesisParams(), **P.SYNTHESIS_PRESETS[getattr(args, "preset", "default")])
+    preset = {name: getattr(base, name) if getattr(args, name, None) is None else getattr(args, name)
+              for name in PRESET_FIELDS}
     width, height = args.size if args.size else (None, None)
-    network = network_params(args)
-    params = P.SynthesisParams(
-        width=width, height=height, tileable=args.tileable, seed=args.seed, phases=args.phases,
-        iterations=args.iterations, style_weight=args.style_weight, variety=args.variety,
-        smoothness=args.smoothness, layers=tuple(args.layers), loss=args.loss, matching=args.matching,
-        network=network)
+    params = dataclasses.replace(
+        base, **preset, width=width, height=height, tileable=args.tileable, seed=args.seed,
+        layers=tuple(args.layers), swd_layers=tuple(getattr(args, "swd_layers", base.swd_layers)), loss=args.loss,
+        matching=args.matching, network=network_params(args))
     params.validate()
-    return params
+    return params  # type: ignore[return-value]

@@ -61,6 +61,10 @@ def exit_code(argv: list[str]) -> int:
     ([str(BRICK), "--layers", "9_9"], "layer must be one of"),
     ([str(BRICK), "--phases", "0"], "phases must be between"),
     ([str(BRICK), "--activation", "tanh"], "invalid choice"),
+    ([str(BRICK), "--preset", "blog"], "invalid choice"),
+    ([str(BRICK), "--swd-weight", "-1"], "swd weight must be >= 0"),
+    ([str(BRICK), "--swd-weight", "0"], "layout phases match feature distributions: they need a swd weight"),
+    ([str(BRICK), "--swd-layers", "5_1"], "layer must be one of"),
     ([str(BRICK), "--no-such-option"], "unrecognized arguments"),
 ])
 def test_bad_input_exits_2_with_a_clear_message(tmp_path: Path, capsys: pytest.CaptureFixture[str],
@@ -101,3 +105,25 @@ def test_rgb_exemplar_gives_rgb_output(tmp_path: Path) -> None:
     assert main(["synth", str(rgb), "-o", str(tmp_path / "o.png"), *FAST, "-q"]) == 0
     with Image.open(tmp_path / "o.png") as image:
         assert image.mode == "RGB" and image.size == (32, 32)
+
+
+def test_preset_reference_is_the_blogs_flags_and_explicit_flags_override_it(tmp_path: Path) -> None:
+    """--preset reference sets the blog's settings; a flag given with it wins; the defaults differ."""
+    small = ["--size", "32x32", "-q", "--no-daemon"]
+    outputs = {name: tmp_path / f"{name}.png" for name in ("preset", "spelled", "override", "spelled_override",
+                                                            "default")}
+    blog = ["--phases", "4", "--iterations", "10", "--style-weight", "100", "--variety", "0.1",
+            "--smoothness", "0.1", "--swd-weight", "0", "--layout-phases", "0"]
+    runs = {
+        "preset": ["--preset", "reference"],
+        "spelled": blog,
+        "override": ["--preset", "reference", "--iterations", "4"],
+        "spelled_override": [*blog[:2], "--iterations", "4", *blog[4:]],
+        "default": [],
+    }
+    for name, flags in runs.items():
+        assert main(["synth", str(BRICK), "-o", str(outputs[name]), *small, *flags]) == 0
+    digest = {name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in outputs.items()}
+    assert digest["preset"] == digest["spelled"]
+    assert digest["override"] == digest["spelled_override"] != digest["preset"]
+    assert digest["default"] != digest["preset"]

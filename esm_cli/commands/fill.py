@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="width of the band around the hole whose texture is continued (default %(default)s)")
     parser.add_argument("--output-layer", action="store_true",
                         help="write only the filled pixels, as RGBA with everything else transparent")
-    add_synthesis_options(parser, defaults, size=False)
+    add_synthesis_options(parser, defaults, size=False, distribution=False)
     add_daemon_options(parser)
     parser.set_defaults(func=run)
 
@@ -55,7 +55,7 @@ def mask_channel(mask: np.ndarray) -> np.ndarray:
 
 
 def fill_params(args: argparse.Namespace) -> P.FillParams:
-    return P.from_dict(P.FillParams, {**P.to_dict(synthesis_params(args)), "context": args.context,
+    return P.from_dict(P.FillParams, {**P.to_dict(synthesis_params(args, P.FillParams())), "context": args.context,
                                       "output": "layer" if args.output_layer else "composite"})
 
 
