@@ -14,7 +14,8 @@ from scipy.ndimage import gaussian_filter
 
 from esm_core import Engine, ImageError, SynthesisParams, load_image
 from esm_core.evaluate import (
-    boundary_seam_score, colour_distance, evaluate, patch_swd, patch_swd_levels, seam_components, seam_score,
+    boundary_seam_score, colour_distance, copy_fraction, copy_square_side, evaluate, flat_fraction, patch_swd,
+    patch_swd_levels, seam_components, seam_score,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -250,3 +251,36 @@ def test_esm_eval_errors_are_one_line(tmp_path: Path, args: list[str], message: 
     assert run.returncode == 2
     assert run.stdout == ""
     assert len(run.stderr.strip().splitlines()) == 1 and message in run.stderr, run.stderr
+
+
+# -- flat and copy: washed-out areas and verbatim copies
+
+def test_flat_separates_a_fresh_crop_from_a_blurred_one() -> None:
+    exemplar, fresh = GRASS[:128, :128], GRASS[128:, 128:]
+    assert flat_fraction(exemplar, fresh) < 0.2
+    assert flat_fraction(exemplar, blur(fresh)) > 0.9
+    assert flat_fraction(exemplar, np.full_like(fresh, 90)) == 1.0
+
+
+def test_copy_separates_new_texture_from_the_exemplar_tiled_or_shifted() -> None:
+    exemplar, fresh = GRASS[:128, :128], GRASS[128:, 128:]
+    assert copy_fraction(exemplar, fresh) == 0.0
+    assert copy_fraction(exemplar, np.tile(exemplar, (2, 2, 1))) > 0.99
+    shifted = np.roll(exemplar, (40, 17), axis=(0, 1))  # four pieces of the exemplar, each 40 px or more
+    assert copy_fraction(exemplar, shifted) > 0.6
+    assert copy_fraction(exemplar, noise_like(exemplar)) == 0.0
+
+
+def test_copy_counts_only_squares_of_the_measured_side() -> None:
+    exemplar = GRASS[:128, :128]
+    side = copy_square_side(exemplar.shape)
+    pasted = GRASS[128:, 128:].copy()
+    pasted[:side - 4, :side - 4] = exemplar[:side - 4, :side - 4]  # a copied piece just too small to count
+    assert copy_fraction(exemplar, pasted) == 0.0
+    pasted[:side, :side] = exemplar[:side, :side]
+    assert copy_fraction(exemplar, pasted) == pytest.approx(side * side / pasted[..., 0].size)
+
+
+def test_eval_reports_flat_and_copy() -> None:
+    report = evaluate(GRASS[:128, :128], np.tile(GRASS[:128, :128], (2, 2, 1)))
+    assert report["copy"] > 0.99 and report["flat"] < 0.2
