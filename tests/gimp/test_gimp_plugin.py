@@ -26,6 +26,7 @@ pytestmark = pytest.mark.gimp
 DATA = Path(__file__).resolve().parents[2] / "esm_core" / "data"
 SIZE = 64
 FAST = {"quality": "draft", "phases": 2, "iterations": 8, "seed": 3}
+FLAT_MAX = 0.9  # a blurred or flat layer scores 1.0; a 40x32 layer has only 12 windows (docs/evaluation.md)
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +63,11 @@ def noise_like(image: np.ndarray) -> np.ndarray:
 
 def assert_plausible_texture(exemplar: np.ndarray, output: np.ndarray) -> None:
     """Closer to the exemplar's patch and colour statistics than uniform noise of the same size
-    (esm_core.evaluate, as `esm eval` reports them)."""
+    (esm_core.evaluate, as `esm eval` reports them), with the exemplar's fine detail: a blurred
+    or flat layer has ``flat`` near 1."""
     ours = evaluate(exemplar, output)
     noise = evaluate(exemplar, noise_like(output))
+    assert ours["flat"] < FLAT_MAX, ours
     assert ours["patch_swd"] < 0.5 * noise["patch_swd"], (ours, noise)
     assert ours["patch_swd"] < 3 * ours["patch_swd_reference"], ours
     assert ours["colour_distance"] < 0.5 * noise["colour_distance"], (ours, noise)

@@ -21,13 +21,14 @@ from PIL import Image
 
 import krita_harness
 from esm_api.autostart import ensure_daemon, ping
-from esm_core.evaluate import seam_score
+from esm_core.evaluate import flat_fraction, seam_score
 
 pytestmark = pytest.mark.krita
 
 SIDE = "64"
 TILE_SEAM_MAX = 1.5  # a tileable result: its wrap-around seam is like any other step
 CROP_SEAM_MIN = 3.0  # the exemplar's crop, which does not tile: the measure tells them apart
+FLAT_MAX = 0.5  # a blurred or flat tile scores about 1: the seam alone passes on an empty image
 
 
 def free_endpoint() -> str:
@@ -78,6 +79,7 @@ def test_texture_becomes_a_tiling_layer_above_the_active_one(krita, exemplar) ->
     assert red > green > blue  # like the exemplar: Krita's BGRA order was handled both ways
     assert seam_score(tile) < TILE_SEAM_MAX
     assert seam_score(rgba[8:56, 8:56]) > CROP_SEAM_MIN
+    assert flat_fraction(rgba[8:56, 8:56], tile) < FLAT_MAX
 
 
 @pytest.mark.parametrize("space", [("GRAYA", "U16"), ("CMYKA", "U8")])
@@ -193,6 +195,7 @@ def test_gui_action_docker_tiling_and_cancel(krita, exemplar) -> None:  # noqa: 
     assert result["stack"] == ["Background", "photo", layer["name"], "top"]
     assert all(result["unchanged"].values())
     assert seam_score(layer_rgba(result)) < TILE_SEAM_MAX
+    assert flat_fraction(exemplar[1], layer_rgba(result)) < FLAT_MAX
     assert result["message"].startswith(f"Added layer \"{layer['name']}\"")
     # After a tileable result: "Show tiling" opens the tile in wrap-around mode.
     assert result["tiling_enabled"] and result["wrap_around"]
