@@ -2,6 +2,7 @@
 L-BFGS on pixels, optionally tileable."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from typing import Any, Callable, Hashable, Mapping, Protocol, Sequence
 
@@ -206,6 +207,22 @@ def image_loss(
     return loss
 
 
+def without_margin(progress: ProgressCallback | None, margin: int, width: int) -> ProgressCallback | None:
+    """``progress`` whose previews leave out the margin (``margin`` of ``width`` pixels at the
+    final scale, proportionally less in coarser phases)."""
+    if progress is None or not margin:
+        return progress
+
+    def report(update: Progress) -> None:
+        def preview(update: Progress = update) -> np.ndarray:
+            image = update.preview()
+            cut = round(margin * image.shape[1] / width)
+            return image[cut:image.shape[0] - cut, cut:image.shape[1] - cut]
+        progress(dataclasses.replace(update, preview=preview))
+
+    return report
+
+
 def synthesize_texture(
     resources: Resources,
     exemplar: np.ndarray,
@@ -235,7 +252,7 @@ def synthesize_texture(
         return image_loss(resources, lambda features: sum(term(features) for term in terms), params, layers)
 
     pixels = run_phases(resources, plan, colour.shape[2], params.seed, make_loss, params.iterations,
-                        params.tileable, progress, cancel)
+                        params.tileable, without_margin(progress, margin, size[0] + 2 * margin), cancel)
     pixels = resize(pixels, size[0] + 2 * margin, size[1] + 2 * margin, circular=params.tileable)
     result = to_uint8(pixels[..., margin:margin + size[1], margin:margin + size[0]])
     if alpha is not None:
