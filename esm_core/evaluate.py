@@ -453,7 +453,8 @@ def evaluate(exemplar: np.ndarray, output: np.ndarray, tile: bool = False, seed:
         "patch_swd_levels": per_level,
         "patch_swd_reference": patch_swd(first, second, levels=levels, seed=seed) if halves_usable else None,
         "colour_distance": colour_distance(exemplar, output, seed=seed),
-        "flat": flat_fraction(exemplar, output),
+        # None where an image is smaller than one detail window
+        "flat": flat_fraction(exemplar, output) if min(*exemplar.shape[:2], *output.shape[:2]) >= FLAT_WINDOW else None,
         "copy": copy_fraction(exemplar, output),
         "levels": levels,
         "exemplar_size": [exemplar.shape[1], exemplar.shape[0]],

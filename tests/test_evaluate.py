@@ -206,15 +206,16 @@ def test_boundary_seam_score_sees_a_pasted_patch() -> None:
 
 def test_evaluate_reports_the_documented_keys() -> None:
     report = evaluate(BRICK, GRASS[:128, :192])
-    assert set(report) == {"patch_swd", "patch_swd_levels", "patch_swd_reference", "colour_distance", "levels",
-                           "exemplar_size", "output_size"}
+    assert set(report) == {"patch_swd", "patch_swd_levels", "patch_swd_reference", "colour_distance", "flat",
+                           "copy", "levels", "exemplar_size", "output_size"}
     assert report["levels"] == len(report["patch_swd_levels"]) == 4
     assert report["patch_swd"] == pytest.approx(np.mean(report["patch_swd_levels"]))
     assert report["patch_swd_reference"] < report["patch_swd"]
     assert report["output_size"] == [192, 128]
     tiled = evaluate(BRICK, periodic_field(96, 96, 0), tile=True)
     assert 0.75 < tiled["seam_score"] < 1.35 and tiled["seam_score"] == max(tiled["seam_x"], tiled["seam_y"])
-    assert evaluate(BRICK[:10, :10], BRICK[:30, :30])["patch_swd_reference"] is None  # halves too small
+    small = evaluate(BRICK[:10, :10], BRICK[:30, :30])
+    assert small["patch_swd_reference"] is None and small["flat"] is None  # halves, exemplar too small
 
 
 def esm(*args: str) -> subprocess.CompletedProcess[str]:
