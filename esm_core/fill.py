@@ -29,7 +29,7 @@ from .multiscale import Phase, SizeError, plan_phases
 from .networks import layer_scale, normalise_pixels, receptive_radius
 from .objectives import PatchLoss, StyleLayer
 from .patches import PATCH
-from .progress import CancelToken, Progress, ProgressCallback
+from .progress import CancelToken, ProgressCallback, map_previews
 from .resample import resize
 from .synthesis import (Resources, image_digest, image_loss, min_side_for, run_phases, style_objective,
                         to_tensor, to_uint8)
@@ -206,16 +206,11 @@ def fill_hole(
     def finish(filled: np.ndarray) -> np.ndarray:
         return _compose(image, hole, rows, cols, filled, params.output)
 
-    report = None
-    if progress is not None:
-        def report(p: Progress) -> None:
-            def preview(p: Progress = p) -> np.ndarray:
-                small = to_tensor(p.preview(), device)
-                return finish(to_uint8(resize(small, *size, circular=params.tileable)))
-            progress(dataclasses.replace(p, preview=preview))
+    def full_size(preview: np.ndarray) -> np.ndarray:
+        return finish(to_uint8(resize(to_tensor(preview, device), *size, circular=params.tileable)))
 
     pixels = run_phases(resources, plan, colour.shape[2], params.seed, make_loss, params.iterations,
-                        params.tileable, report, cancel, known, initial)
+                        params.tileable, map_previews(progress, full_size), cancel, known, initial)
     return finish(to_uint8(pixels))
 
 

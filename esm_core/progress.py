@@ -1,6 +1,7 @@
 """Progress reports and cooperative cancellation: how a caller watches and stops a job."""
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import dataclass
 from typing import Callable
@@ -50,3 +51,18 @@ class Progress:
 
 
 ProgressCallback = Callable[[Progress], None]
+
+
+def map_previews(progress: ProgressCallback | None,
+                 transform: Callable[[np.ndarray], np.ndarray]) -> ProgressCallback | None:
+    """``progress`` whose previews pass through ``transform`` (still lazily: only when one is
+    asked for), e.g. to show the caller's view of the image being optimised."""
+    if progress is None:
+        return None
+
+    def report(update: Progress) -> None:
+        def preview(update: Progress = update) -> np.ndarray:
+            return transform(update.preview())
+        progress(dataclasses.replace(update, preview=preview))
+
+    return report

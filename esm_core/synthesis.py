@@ -2,7 +2,6 @@
 L-BFGS on pixels, optionally tileable."""
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from typing import Any, Callable, Hashable, Mapping, Protocol, Sequence
 
@@ -18,7 +17,7 @@ from .networks import RandomNetwork, layer_scale, min_image_side, normalise_pixe
 from .objectives import GramLoss, Matcher, PatchLoss, StyleLayer, gram_matrix, total_variation
 from .optimize import minimise_pixels
 from .patches import PATCH
-from .progress import CancelToken, Progress, ProgressCallback
+from .progress import CancelToken, Progress, ProgressCallback, map_previews
 from .resample import resize
 
 
@@ -210,17 +209,14 @@ def image_loss(
 def without_margin(progress: ProgressCallback | None, margin: int, width: int) -> ProgressCallback | None:
     """``progress`` whose previews leave out the margin (``margin`` of ``width`` pixels at the
     final scale, proportionally less in coarser phases)."""
-    if progress is None or not margin:
+    if not margin:
         return progress
 
-    def report(update: Progress) -> None:
-        def preview(update: Progress = update) -> np.ndarray:
-            image = update.preview()
-            cut = round(margin * image.shape[1] / width)
-            return image[cut:image.shape[0] - cut, cut:image.shape[1] - cut]
-        progress(dataclasses.replace(update, preview=preview))
+    def crop(image: np.ndarray) -> np.ndarray:
+        cut = round(margin * image.shape[1] / width)
+        return image[cut:image.shape[0] - cut, cut:image.shape[1] - cut]
 
-    return report
+    return map_previews(progress, crop)
 
 
 def synthesize_texture(
