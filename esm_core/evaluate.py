@@ -43,12 +43,16 @@ def _colour(image: np.ndarray, what: str) -> np.ndarray:
     return image[..., :channels].astype(np.float64)
 
 
+def _grey(pixels: np.ndarray) -> np.ndarray:
+    """(H, W, 1): the channel of a grey image, the luma of a colour one."""
+    return pixels if pixels.shape[2] == 1 else (pixels @ _LUMA)[..., None]
+
+
 def _common_channels(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Grey against colour: the colour image becomes luma, so both have one channel."""
     if a.shape[2] == b.shape[2]:
         return a, b
-    grey = lambda x: x if x.shape[2] == 1 else (x @ _LUMA)[..., None]  # noqa: E731
-    return grey(a), grey(b)
+    return _grey(a), _grey(b)
 
 
 def _check_mask(mask: np.ndarray | None, image: np.ndarray, what: str) -> np.ndarray | None:
@@ -341,8 +345,7 @@ _NN_CHUNK = 512
 
 
 def _luma(image: np.ndarray, what: str) -> np.ndarray:
-    pixels = _colour(image, what)
-    return pixels[..., 0] if pixels.shape[2] == 1 else pixels @ _LUMA
+    return _grey(_colour(image, what))[..., 0]
 
 
 def _box_sums(values: np.ndarray, side: int) -> np.ndarray:
