@@ -32,7 +32,7 @@ def _layers(text: str) -> tuple[str, ...]:
 
 
 # Flags that --preset sets when they are not given: their argparse default is None.
-PRESET_FIELDS = ("phases", "iterations", "style_weight", "variety", "smoothness", "swd_weight", "layout_phases")
+PRESET_FIELDS = tuple(dict.fromkeys(name for preset in P.SYNTHESIS_PRESETS.values() for name in preset))
 
 
 def add_synthesis_options(parser: argparse.ArgumentParser, d: P.SynthesisParams | None = None, size: bool = True,
