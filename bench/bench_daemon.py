@@ -41,6 +41,7 @@ from PIL import Image  # noqa: E402
 from esm_api.autostart import wait_until_answering  # noqa: E402
 from esm_api.client import Client, JobCancelled  # noqa: E402
 from esm_api.protocol import RawImage  # noqa: E402
+from esm_api.runtime import RUNTIME_DIR_ENV  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -102,8 +103,8 @@ def start_daemon(home: Path, omp_wait: str) -> tuple[subprocess.Popen, str]:
         sock.bind(("127.0.0.1", 0))
         endpoint = f"tcp://127.0.0.1:{sock.getsockname()[1]}"
     (home / "run").mkdir(mode=0o700)
-    env = {**os.environ, "XDG_RUNTIME_DIR": str(home / "run"), "XDG_STATE_HOME": str(home / "state"),
-           "XDG_CONFIG_HOME": str(home / "config")}
+    os.environ[RUNTIME_DIR_ENV] = str(home / "run")  # the daemon's secret goes there; this process's clients read it
+    env = {**os.environ, "XDG_STATE_HOME": str(home / "state"), "XDG_CONFIG_HOME": str(home / "config")}
     env.pop("OMP_WAIT_POLICY")
     if omp_wait != "default":
         env["OMP_WAIT_POLICY"] = omp_wait.upper()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Iterator
 
 
 class UserError(Exception):
@@ -12,6 +12,18 @@ class UserError(Exception):
     def __init__(self, message: str, exit_code: int = 2) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+def ping_daemon(endpoint: str, timeout_s: float = 0.5) -> dict[str, Any] | None:
+    """``esm_api.autostart.ping``; a daemon that refuses this client (``unauthorised``: another
+    user's) is a UserError."""
+    from esm_api.autostart import ping
+    from esm_api.client import DaemonError
+
+    try:
+        return ping(endpoint, timeout_s)
+    except DaemonError as error:
+        raise UserError(f"the daemon at {endpoint} refuses this client: {error.message}", exit_code=1) from None
 
 
 @contextmanager

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from esm_api import params as P
 from esm_api.protocol import BAD_PARAMS, TOO_LARGE, default_endpoint
 from esm_cli.checks import check_fits, evaluations
-from esm_cli.errors import UserError
+from esm_cli.errors import UserError, ping_daemon
 from esm_cli.progressbar import ProgressBar
 
 if TYPE_CHECKING:
@@ -27,13 +27,11 @@ def run_job(args: argparse.Namespace, mode: str, params: Any, images: Mapping[st
             label: str | None = None) -> list[np.ndarray]:
     """Runs ``mode`` with ``params`` (an esm_api.params dataclass) on uint8 HxWxC ``images``;
     returns the result images. Raises UserError for anything the user can act on."""
-    from esm_api.autostart import ping
-
     use_daemon = getattr(args, "daemon", None)
     endpoint = default_endpoint(getattr(args, "endpoint", None))
     bar = ProgressBar(label or mode, quiet=getattr(args, "quiet", False))
     try:
-        if use_daemon or (use_daemon is None and ping(endpoint) is not None):
+        if use_daemon or (use_daemon is None and ping_daemon(endpoint) is not None):
             return _via_daemon(endpoint, bool(use_daemon), mode, params, images, bar)
         check_in_process(args, params, images, results=_result_count(mode, params))
         return _in_process(getattr(args, "device", "auto"), mode, params, images, bar)

@@ -12,15 +12,21 @@
 ``daemon_factory`` (function scope) -> callable ``(*extra_args, endpoint=None, env=None)`` -> DaemonProcess
     Starts another daemon (extra ``esm daemon start`` flags, e.g. "--max-pixels", "100") for tests
     that need their own (other limits, CURVE keys, killing it); all are stopped after the test.
+
+Every daemon and client of the run, the plug-ins inside GIMP and Krita included, shares one
+runtime folder ($ESM_RUNTIME_DIR, set here for the whole run), as one user's do: there the
+daemons write their secrets and the clients find them (docs/protocol.md, "Authentication").
 """
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -28,6 +34,7 @@ from typing import Callable, Iterator
 import pytest
 
 from esm_api.autostart import wait_until_answering
+from esm_api.runtime import RUNTIME_DIR_ENV
 
 START_TIMEOUT_S = 180.0  # torch import on a loaded 2-core CI machine
 STOP_TIMEOUT_S = 30.0
@@ -62,14 +69,25 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def runtime_dir() -> Iterator[Path]:
+    """The run's shared runtime folder (private, under /tmp: the GIMP/Krita root sees it too)."""
+    folder = Path(tempfile.mkdtemp(prefix="esm-run-", dir="/tmp"))
+    previous = os.environ.get(RUNTIME_DIR_ENV)
+    os.environ[RUNTIME_DIR_ENV] = str(folder)
+    yield folder
+    if previous is None:
+        del os.environ[RUNTIME_DIR_ENV]
+    else:
+        os.environ[RUNTIME_DIR_ENV] = previous
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def isolated_env(home: Path, endpoint: str | None = None) -> dict[str, str]:
-    """Environment whose platformdirs folders (runtime, state, config) live under ``home``."""
-    runtime = home / "run"
-    runtime.mkdir(parents=True, exist_ok=True)
-    runtime.chmod(0o700)  # platformdirs ignores a runtime dir other users could read
+    """Environment whose platformdirs folders (state, config) live under ``home``; the runtime
+    folder stays the run's shared one."""
     env = {k: v for k, v in os.environ.items() if k not in ("ESM_ENDPOINT", "ESM_KEYS_DIR")}
-    env.update(XDG_RUNTIME_DIR=str(runtime), XDG_STATE_HOME=str(home / "state"),
-               XDG_CONFIG_HOME=str(home / "config"), PYTHONUNBUFFERED="1")
+    env.update(XDG_STATE_HOME=str(home / "state"), XDG_CONFIG_HOME=str(home / "config"), PYTHONUNBUFFERED="1")
     if endpoint:
         env["ESM_ENDPOINT"] = endpoint
     return env

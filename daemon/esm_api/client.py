@@ -12,7 +12,9 @@ Event-loop use (Qt timers, GIMP progress loops): ``job = client.submit(...)``, t
 new events and sends the heartbeats that keep the job alive. A client that stops polling or
 dies loses its jobs after the daemon's heartbeat timeout (a few seconds).
 
-A Client owns one ZeroMQ DEALER socket and is not thread-safe: use one per thread.
+A Client owns one ZeroMQ DEALER socket and is not thread-safe: use one per thread. It signs
+every request with the daemon's secret, read from this user's runtime folder
+(``esm_api.runtime``), so it is served by the daemons this user started and no other's.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ import zmq
 
 from . import protocol as P
 from .protocol import RawImage
+from .runtime import read_secret
 
 KEYS_DIR_ENV = "ESM_KEYS_DIR"
 HEARTBEAT_S = 1.0
@@ -194,12 +197,16 @@ def _image(descriptor: Any, frames: Sequence[Any], what: str) -> RawImage:
 class Client:
     """A connection to one daemon. ``timeout_s`` bounds every wait for the daemon: a request
     without reply, or a running job whose daemon stops answering heartbeats, raises
-    DaemonUnavailable after that long."""
+    DaemonUnavailable after that long. ``secret`` is the daemon's secret; by default it is read
+    from the runtime folder (``esm_api.runtime.read_secret``) at every request, so a restarted
+    daemon's new secret is used."""
 
     def __init__(self, endpoint: str | None = None, timeout_s: float = 10.0, *,
-                 curve: CurveKeys | None = None, context: zmq.Context | None = None) -> None:
+                 curve: CurveKeys | None = None, context: zmq.Context | None = None,
+                 secret: bytes | None = None) -> None:
         self.endpoint = P.default_endpoint(endpoint)
         self.timeout_s = timeout_s
+        self._secret = secret
         if curve is None and not P.is_loopback(self.endpoint) and os.environ.get(KEYS_DIR_ENV):
             curve = CurveKeys.from_dir(os.environ[KEYS_DIR_ENV])
         self._ids = itertools.count(1)
@@ -295,8 +302,12 @@ class Client:
         if job is not None:
             job.request_id = rid
             self._jobs[rid] = job
+        packed = P.pack(header)
+        secret = self._secret or read_secret(self.endpoint)
+        # Without a secret the frame stays empty: a CURVE daemon ignores it, a local one refuses.
+        signature = P.sign(secret, packed) if secret else b""
         try:
-            self._socket.send_multipart([P.pack(header), *frames], copy=False)
+            self._socket.send_multipart([signature, packed, *frames], copy=False)
         except zmq.Again:
             self._jobs.pop(rid, None)
             raise DaemonUnavailable(f"no ESM daemon answers at {self.endpoint} "

@@ -3,10 +3,13 @@
 Standard library + msgpack only (pyzmq is not needed here): this module is vendored into
 GIMP's and Krita's Pythons. A message is a ZeroMQ multipart message whose first frame is a
 msgpack map (the header) and whose further frames are raw interleaved uint8 pixels that the
-header describes, so pixels never pass through msgpack (zero-copy on both sides).
+header describes, so pixels never pass through msgpack (zero-copy on both sides). A request
+has one more frame before the header: its signature (``sign``).
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
 import math
 import os
@@ -15,7 +18,7 @@ from typing import Any, Mapping, Sequence
 
 import msgpack
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: requests start with a signature frame
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5571"
 ENDPOINT_ENV = "ESM_ENDPOINT"
 CHANNELS = (1, 3, 4)
@@ -25,6 +28,7 @@ OPS = ("ping", "info", "submit", "cancel", "heartbeat", "shutdown")
 REPLY_TYPES = ("pong", "info", "ok", "heartbeat", "accepted", "progress", "result", "cancelled", "error")
 
 # Error codes (the "code" field of an error reply).
+UNAUTHORISED = "unauthorised"  # the request's signature is not made with the daemon's secret
 BAD_MESSAGE = "bad_message"  # not a msgpack map, wrong field types, frames not as described
 BAD_VERSION = "bad_version"  # "v" is not a protocol version this daemon speaks
 UNKNOWN_OP = "unknown_op"
@@ -138,6 +142,19 @@ class Limits:
                 "max_queue": self.max_queue, "max_clients": self.max_clients,
                 "heartbeat_timeout_s": self.heartbeat_timeout_s, "memory_bytes": self.memory_bytes,
                 "max_frame_bytes": self.max_frame_bytes}
+
+
+def sign(secret: bytes, header: Any) -> bytes:
+    """A request's signature frame: HMAC-SHA256 of the header frame's bytes keyed with the
+    daemon's secret, as 64 lowercase hex digits (ASCII)."""
+    return hmac.new(secret, memoryview(header), hashlib.sha256).hexdigest().encode("ascii")
+
+
+def signature_matches(secret: bytes, signature: Any, header: Any) -> bool:
+    view = memoryview(signature)
+    if view.nbytes != 64:  # no copy, no hashing for anything that cannot be a signature
+        return False
+    return hmac.compare_digest(view.tobytes(), sign(secret, header))
 
 
 def pack(header: Mapping[str, Any]) -> bytes:

@@ -1,36 +1,27 @@
-"""Where the daemon keeps its files: runtime (pid/endpoint record), state (log) and config
-(CURVE keys) folders from platformdirs, one record and log per endpoint."""
+"""Where the daemon keeps its files: the runtime folder (esm_api.runtime: the pid/endpoint
+record and the secret), state (log) and config (CURVE keys) folders from platformdirs, one
+record, secret and log per endpoint."""
 from __future__ import annotations
 
 import json
 import os
-import re
-import warnings
+import stat
 from pathlib import Path
 from typing import Any
 
 import platformdirs
 
-APP = "esm"
+from esm_api.runtime import APP, file_name, runtime_dir, secret_path
+
 KEYS_DIR_ENV = "ESM_KEYS_DIR"
 
 
-def _slug(endpoint: str) -> str:
-    return re.sub(r"[^A-Za-z0-9.-]+", "_", endpoint).strip("_")
-
-
-def runtime_dir() -> Path:
-    with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset; its fallback is fine
-        warnings.simplefilter("ignore")
-        return Path(platformdirs.user_runtime_dir(APP))
-
-
 def record_path(endpoint: str) -> Path:
-    return runtime_dir() / f"daemon-{_slug(endpoint)}.json"
+    return runtime_dir() / file_name(endpoint, "json")
 
 
 def log_path(endpoint: str) -> Path:
-    return Path(platformdirs.user_state_dir(APP)) / f"daemon-{_slug(endpoint)}.log"
+    return Path(platformdirs.user_state_dir(APP)) / file_name(endpoint, "log")
 
 
 def keys_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -38,9 +29,51 @@ def keys_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     return Path(explicit or os.environ.get(KEYS_DIR_ENV) or Path(platformdirs.user_config_dir(APP)) / "curve")
 
 
+def private_runtime_dir() -> Path:
+    """The runtime folder, created if need be; a PermissionError unless only this user can
+    read it and no other user can replace it (the secret is kept there)."""
+    folder = runtime_dir()
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if os.name != "posix":
+        return folder  # a Windows profile folder is its user's
+    info = folder.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+        raise PermissionError(f"the runtime folder {folder} is not a folder of this user's")
+    if info.st_mode & 0o077:
+        folder.chmod(0o700)  # ours: an older esm created it with the umask's mode
+    parent = folder.parent.stat()
+    if parent.st_mode & 0o002 and not parent.st_mode & stat.S_ISVTX:
+        raise PermissionError(f"{folder.parent} lets other users replace the runtime folder {folder}")
+    return folder
+
+
+def write_secret(endpoint: str, secret: bytes) -> Path:
+    """Writes the daemon's secret, readable by this user only from the start (created with
+    mode 0600, never through the umask), replacing a stale one of a killed daemon at once."""
+    private_runtime_dir()
+    path = secret_path(endpoint)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    with os.fdopen(fd, "wb") as file:
+        file.write(secret)
+    os.replace(tmp, path)
+    return path
+
+
+def remove_secret(endpoint: str, secret: bytes) -> None:
+    """Removes the secret if it is ours (a newer daemon may have replaced it)."""
+    path = secret_path(endpoint)
+    try:
+        if path.read_bytes() == secret:
+            path.unlink()
+    except OSError:
+        pass
+
+
 def write_record(endpoint: str, record: dict[str, Any]) -> Path:
     path = record_path(endpoint)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_runtime_dir()
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(record, indent=1))
     tmp.replace(path)

@@ -2,7 +2,8 @@
 jobs handed to the Worker, worker events forwarded to their clients. The loop never runs
 engine code, so pings and cancels are answered while a job runs; it also sends every job's
 last event itself when the job is cancelled, so a cancel or a shutdown never waits for the
-engine to notice."""
+engine to notice. On loopback every request must be signed with the secret the daemon writes
+into its user's runtime folder at start (docs/protocol.md, "Authentication")."""
 from __future__ import annotations
 
 import dataclasses
@@ -10,6 +11,7 @@ import ipaddress
 import logging
 import os
 import resource
+import secrets
 import signal
 import time
 import uuid
@@ -35,6 +37,8 @@ SWEEP_S = 0.5  # how often silent clients are looked for
 BATCH = 100  # requests handled before worker events get their turn
 GRACE_S = 2.0  # on shutdown, how long the running job may take to stop before the process exits without it
 TRIM_AFTER_BYTES = 16 << 20  # after a message this large, hand its memory back to the system
+NOT_SIGNED = ("the request is not signed with this daemon's secret: it serves only the user who started it, whose "
+              "clients read the secret from that user's runtime folder (docs/protocol.md, Authentication)")
 
 
 def version() -> str:
@@ -53,15 +57,17 @@ class Reply(Exception):
 
 
 class Incoming:
-    """One request as read from the ROUTER: its header frame and the pixel frames, read one at a
-    time and only as far as the header describes them (ZeroMQ hands over a message whole, but
-    the daemon holds no frame the header did not declare at the declared size)."""
+    """One request as read from the ROUTER: its signature and header frames, and the pixel
+    frames, read one at a time and only as far as the header describes them (ZeroMQ hands over
+    a message whole, but the daemon holds no frame the header did not declare at the declared
+    size)."""
 
-    def __init__(self, router: zmq.Socket, header: zmq.Frame | None) -> None:
+    def __init__(self, router: zmq.Socket, owner: zmq.Frame) -> None:
         self._router = router
-        self.header = header
-        self._more = header is not None and header.more
-        self.nbytes = 0 if header is None else header.buffer.nbytes
+        self._more = owner.more
+        self.nbytes = 0
+        self.signature = self._next() if self._more else None
+        self.header = self._next() if self._more else None
 
     def pixel_frames(self, sizes: list[int]) -> list[zmq.Frame]:
         """Exactly ``len(sizes)`` frames of these sizes, else a bad_message Reply."""
@@ -134,6 +140,8 @@ class Server:
     def __init__(self, config: DaemonConfig) -> None:
         self.config = config
         self.server_keys = check_security(config)
+        # Off loopback CURVE authenticates every connection; on loopback the secret does.
+        self.secret = None if self.server_keys else secrets.token_hex(32).encode("ascii")
         from esm_core import Engine
 
         self.engine = Engine(config.device, cache_bytes=config.cache_bytes)
@@ -164,12 +172,16 @@ class Server:
         umask = os.umask(0o077) if socket_file else None  # the socket file is its owner's only
         try:
             router.bind(self.config.endpoint)
-        except zmq.ZMQError as error:
+            if self.secret:  # only now: had the bind failed, the file might be a running daemon's
+                paths.write_secret(self.config.endpoint, self.secret)
+        except (zmq.ZMQError, OSError) as error:
             router.close(0)
             if auth:
                 auth.stop()
             self.context.term()
-            raise StartError(f"cannot listen on {self.config.endpoint}: {error}") from None
+            if isinstance(error, zmq.ZMQError):
+                raise StartError(f"cannot listen on {self.config.endpoint}: {error}") from None
+            raise StartError(f"cannot write the daemon's secret: {error}") from None
         finally:
             if umask is not None:
                 os.umask(umask)
@@ -194,6 +206,8 @@ class Server:
             self.context.term()  # the worker owns no socket: this waits for the last replies only
             if socket_file:
                 socket_file.unlink(missing_ok=True)
+            if self.secret:
+                paths.remove_secret(self.config.endpoint, self.secret)
             paths.remove_record(self.config.endpoint, self.pid)
         worker.join(timeout=0.5)
         log.info("esm daemon stopped (%s); removed %s%s", self.stopping, record,
@@ -268,7 +282,7 @@ class Server:
     # -- requests
     def _receive(self, router: zmq.Socket) -> None:
         owner = router.recv(copy=False)
-        incoming = Incoming(router, router.recv(copy=False) if owner.more else None)
+        incoming = Incoming(router, owner)
         error = self._handle(owner.bytes, incoming)
         incoming.discard()
         if incoming.nbytes >= TRIM_AFTER_BYTES:
@@ -281,12 +295,17 @@ class Server:
         rid = None
         try:
             frame = incoming.header
-            if frame is None:
-                raise Reply(P.BAD_MESSAGE, "empty message")
+            if frame is None:  # e.g. a protocol 1 client's request: a header without a signature
+                if self.secret:
+                    raise Reply(P.UNAUTHORISED, NOT_SIGNED)
+                raise Reply(P.BAD_MESSAGE, "a request is a signature frame, then a header frame")
             size = frame.buffer.nbytes
-            if size > self.limits.max_header_bytes:  # before decoding: the work stays bounded by the limit
+            if size > self.limits.max_header_bytes:  # before decoding or hashing: the work stays bounded
                 rid = P.leading_request_id(frame.buffer, self.limits.max_header_bytes)
                 raise Reply(P.TOO_LARGE, f"header is {size} bytes; the limit is {self.limits.max_header_bytes}")
+            if self.secret and not P.signature_matches(self.secret, incoming.signature.buffer, frame.buffer):
+                rid = P.leading_request_id(frame.buffer, self.limits.max_header_bytes)  # the client's, to match
+                raise Reply(P.UNAUTHORISED, NOT_SIGNED)
             header = P.unpack_header(frame.buffer, self.limits.max_header_bytes)
             rid = P.request_id(header)
             if owner not in self.last_seen and len(self.last_seen) >= self.limits.max_clients:

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from esm_api import protocol as P
-from esm_cli.errors import UserError
+from esm_cli.errors import UserError, ping_daemon
 
 START_TIMEOUT_S = 120.0  # first start imports torch and may initialise a GPU
 STOP_TIMEOUT_S = 30.0
@@ -84,8 +84,8 @@ def _config(args: argparse.Namespace, endpoint: str):  # -> esm_daemon.config.Da
 
 
 def run_start(args: argparse.Namespace) -> int:
-    from esm_api.autostart import ping, wait_until_answering
-    from esm_api.client import DaemonUnavailable
+    from esm_api.autostart import wait_until_answering
+    from esm_api.client import DaemonError
     from esm_daemon import paths
     from esm_daemon.config import StartError, check_security
 
@@ -95,7 +95,7 @@ def run_start(args: argparse.Namespace) -> int:
         check_security(config)  # refuse before anything slow (torch) happens
     except StartError as error:
         raise UserError(str(error)) from None
-    pong = ping(endpoint)
+    pong = ping_daemon(endpoint)
     if pong is not None:
         print(f"esm daemon already running at {endpoint} (pid {pong.get('pid')})")
         return 0
@@ -128,7 +128,7 @@ def run_start(args: argparse.Namespace) -> int:
                                    start_new_session=True)
         try:
             pong = wait_until_answering(endpoint, process, START_TIMEOUT_S, _Tail(output, start_of_run))
-        except DaemonUnavailable as error:
+        except DaemonError as error:  # no answer, or unauthorised: another user's daemon took the endpoint
             if process.poll() is None:
                 process.terminate()
             raise UserError(f"{error} (log: {log})", exit_code=1) from None
@@ -150,14 +150,17 @@ class _Tail:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    from esm_api.client import Client, DaemonError
+    from esm_api.client import Client, DaemonError, DaemonUnavailable
 
     endpoint = P.default_endpoint(args.endpoint)
     try:
         with Client(endpoint, timeout_s=2.0) as client:
             info = client.info()
-    except DaemonError:
+    except DaemonUnavailable:
         print(f"no esm daemon answers at {endpoint}")
+        return 1
+    except DaemonError as error:
+        print(f"the esm daemon at {endpoint} refuses this client: {error.message}")
         return 1
     jobs = info.get("jobs", {})
     caches = info.get("caches", {})
@@ -187,11 +190,10 @@ def _alive(pid: int) -> bool:
 
 
 def run_stop(args: argparse.Namespace) -> int:
-    from esm_api.autostart import ping
     from esm_api.client import Client, DaemonError
 
     endpoint = P.default_endpoint(args.endpoint)
-    pong = ping(endpoint, timeout_s=2.0)
+    pong = ping_daemon(endpoint, timeout_s=2.0)
     if pong is None:
         print(f"no esm daemon was running at {endpoint}")
         return 0
@@ -203,7 +205,7 @@ def run_stop(args: argparse.Namespace) -> int:
     pid = int(pong.get("pid", 0))
     deadline = time.monotonic() + STOP_TIMEOUT_S
     while time.monotonic() < deadline:
-        gone = not _alive(pid) if pid and pid != os.getpid() else ping(endpoint, 0.3) is None
+        gone = not _alive(pid) if pid and pid != os.getpid() else ping_daemon(endpoint, 0.3) is None
         if gone:
             print(f"esm daemon at {endpoint} stopped")
             return 0

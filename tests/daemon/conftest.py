@@ -10,7 +10,8 @@ import pytest
 import zmq
 from PIL import Image
 
-from esm_api.protocol import RawImage
+from esm_api.protocol import RawImage, sign
+from esm_api.runtime import read_secret
 
 BRICK = Path(__file__).resolve().parents[2] / "esm_core" / "data" / "brick.png"
 
@@ -57,14 +58,21 @@ def endless() -> dict[str, Any]:
 
 
 class RawSocket:
-    """A bare DEALER socket for messages the client library would never send."""
+    """A bare DEALER socket for messages the client library would never send. ``send`` signs
+    the first frame as the header, with the daemon's secret; ``send_unsigned`` sends as is."""
 
     def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
         self.socket = zmq.Context.instance().socket(zmq.DEALER)
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.connect(endpoint)
 
-    def send(self, *frames: bytes) -> None:
+    def send(self, header: bytes, *frames: bytes) -> None:
+        secret = read_secret(self.endpoint)
+        assert secret, f"no secret for {self.endpoint}"
+        self.send_unsigned(sign(secret, header), header, *frames)
+
+    def send_unsigned(self, *frames: bytes) -> None:
         self.socket.send_multipart(list(frames))
 
     def send_header(self, header: Any, *frames: bytes) -> None:

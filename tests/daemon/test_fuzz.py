@@ -20,11 +20,11 @@ values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=
                                                        st.dictionaries(st.text(max_size=8), inner, max_size=4)),
                       max_leaves=12)
 BASES: list[dict[str, Any]] = [
-    {"v": 1, "op": "ping", "id": 1},
-    {"v": 1, "op": "info", "id": 2},
-    {"v": 1, "op": "cancel", "id": 3, "job": "x"},
-    {"v": 1, "op": "heartbeat", "id": 4, "jobs": ["x"]},
-    {"v": 1, "op": "submit", "id": 5, "mode": "texture",
+    {"v": P.PROTOCOL_VERSION, "op": "ping", "id": 1},
+    {"v": P.PROTOCOL_VERSION, "op": "info", "id": 2},
+    {"v": P.PROTOCOL_VERSION, "op": "cancel", "id": 3, "job": "x"},
+    {"v": P.PROTOCOL_VERSION, "op": "heartbeat", "id": 4, "jobs": ["x"]},
+    {"v": P.PROTOCOL_VERSION, "op": "submit", "id": 5, "mode": "texture",
      "params": {"width": 32, "height": 32, "phases": 1, "iterations": 2},
      "images": {"exemplar": {"width": 32, "height": 32, "channels": 1, "frame": 1}}},
 ]

@@ -18,6 +18,7 @@ import zmq
 
 from esm_api import protocol as P
 from esm_api.client import Client, DaemonError, Finished, JobCancelled
+from esm_api.runtime import read_secret
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from conftest import esm_command, isolated_env  # noqa: E402
@@ -64,7 +65,7 @@ def test_oversized_header_is_refused_without_stalling_anyone(daemon_factory: Cal
     daemon = daemon_factory("--heartbeat-timeout", "2")
     # 16 MiB of nested empty arrays (under the 64 MiB frame limit): decoded whole, one took
     # 6-9 s and about 1 GB.
-    bomb = msgpack.packb({"id": 7, "v": 1, "op": "ping", "pad": [[[]] * 4096] * 4096})
+    bomb = msgpack.packb({"id": 7, "v": P.PROTOCOL_VERSION, "op": "ping", "pad": [[[]] * 4096] * 4096})
     with Client(daemon.endpoint, timeout_s=30) as client, Client(daemon.endpoint, timeout_s=60) as pinger:
         assert pinger.ping()["type"] == "pong"
         job = client.submit("texture", endless, {"exemplar": exemplar})
@@ -105,12 +106,12 @@ def test_undeclared_pixel_frames_are_refused_and_their_memory_returned(daemon_fa
     daemon = daemon_factory()
     sock = make_raw_socket(daemon.endpoint)
     try:
-        sock.send_header({"v": 1, "id": 0, "op": "ping"})
+        sock.send_header({"v": P.PROTOCOL_VERSION, "id": 0, "op": "ping"})
         assert sock.receive()[0]["type"] == "pong"
         before = status_field(daemon.process.pid, "VmRSS")
         frame = bytes(24_000_000)  # below glibc's 32 MiB mmap threshold: these land in the heap
         for n in range(1, 4):
-            sock.send_header({"v": 1, "id": n, "op": "ping"}, *[frame] * 8)  # 192 MB nobody described
+            sock.send_header({"v": P.PROTOCOL_VERSION, "id": n, "op": "ping"}, *[frame] * 8)  # 192 MB nobody described
             reply, _ = sock.receive()
             assert (reply["type"], reply["code"], reply["id"]) == ("error", P.BAD_MESSAGE, n), reply
             assert "pixel frames" in reply["message"]
@@ -282,20 +283,24 @@ def test_a_second_connection_with_the_same_routing_id_gets_nothing(daemon: Any, 
     def receive(sock: zmq.Socket, timeout_s: float) -> dict[str, Any] | None:
         return msgpack.unpackb(sock.recv_multipart()[0]) if sock.poll(timeout_s * 1000) else None
 
+    def signed(header: dict[str, Any]) -> list[bytes]:
+        packed = msgpack.packb(header)
+        return [P.sign(read_secret(daemon.endpoint), packed), packed]
+
     owner = dealer()
     thief = None
     try:
-        submit = {"v": 1, "id": 1, "op": "submit", "mode": "texture", "params": endless,
+        submit = {"v": P.PROTOCOL_VERSION, "id": 1, "op": "submit", "mode": "texture", "params": endless,
                   "images": {"exemplar": {"width": 32, "height": 32, "channels": 1, "frame": 1}}}
-        owner.send_multipart([msgpack.packb(submit), exemplar.data])
+        owner.send_multipart([*signed(submit), exemplar.data])
         accepted = receive(owner, 30)
         assert accepted["type"] == "accepted"
         assert receive(owner, 60)["type"] == "progress"
         thief = dealer()
-        thief.send(msgpack.packb({"v": 1, "id": 2, "op": "ping"}))
-        thief.send(msgpack.packb({"v": 1, "id": 3, "op": "cancel", "job": accepted["job"]}))
+        thief.send_multipart(signed({"v": P.PROTOCOL_VERSION, "id": 2, "op": "ping"}))
+        thief.send_multipart(signed({"v": P.PROTOCOL_VERSION, "id": 3, "op": "cancel", "job": accepted["job"]}))
         assert receive(thief, 3) is None  # refused: it neither gets answers nor the owner's events
-        owner.send(msgpack.packb({"v": 1, "id": 4, "op": "cancel", "job": accepted["job"]}))
+        owner.send_multipart(signed({"v": P.PROTOCOL_VERSION, "id": 4, "op": "cancel", "job": accepted["job"]}))
         seen = []
         while not seen or seen[-1]["type"] not in ("cancelled", "result", "error"):
             event = receive(owner, 30)
@@ -309,11 +314,11 @@ def test_a_second_connection_with_the_same_routing_id_gets_nothing(daemon: Any, 
 
 
 @pytest.mark.parametrize("header, code", [
-    ({"v": 1.0, "op": "ping", "id": 1}, P.BAD_VERSION),
+    ({"v": float(P.PROTOCOL_VERSION), "op": "ping", "id": 1}, P.BAD_VERSION),
     ({"v": True, "op": "ping", "id": 1}, P.BAD_VERSION),
-    ({"v": 1, "op": "submit", "id": [1]}, P.BAD_MESSAGE),
-    ({"v": 1, "op": "submit"}, P.BAD_MESSAGE),
-    ({"v": 1, "op": "submit", "id": "x" * 129}, P.BAD_MESSAGE),
+    ({"v": P.PROTOCOL_VERSION, "op": "submit", "id": [1]}, P.BAD_MESSAGE),
+    ({"v": P.PROTOCOL_VERSION, "op": "submit"}, P.BAD_MESSAGE),
+    ({"v": P.PROTOCOL_VERSION, "op": "submit", "id": "x" * 129}, P.BAD_MESSAGE),
 ])
 def test_inexact_versions_and_unreadable_submit_ids_are_refused(raw_socket: Any, tiny: dict, header: dict,
                                                                 code: str) -> None:

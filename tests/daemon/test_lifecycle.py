@@ -16,6 +16,7 @@ from PIL import Image
 from esm_api import protocol as P
 from esm_api.autostart import ensure_daemon
 from esm_api.client import Client, CurveKeys, DaemonError, DaemonUnavailable, JobCancelled
+from esm_api.runtime import RUNTIME_DIR_ENV, file_name
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -27,7 +28,9 @@ def esm(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.Com
 
 
 def record_file(env: dict[str, str]) -> list[Path]:
-    return list(Path(env["XDG_RUNTIME_DIR"], "esm").glob("daemon-*.json"))
+    """The record of the daemon at env's $ESM_ENDPOINT, if there is one."""
+    path = Path(env[RUNTIME_DIR_ENV], file_name(env["ESM_ENDPOINT"], "json"))
+    return [path] if path.exists() else []
 
 
 def wait_until_no_job_runs(endpoint: str, timeout_s: float) -> dict[str, Any]:
@@ -211,7 +214,7 @@ def test_ensure_daemon_starts_one_or_explains_why_not(tmp_path: Path, monkeypatc
         ensure_daemon(endpoint, failing, timeout_s=30)
 
     env = isolated_env(tmp_path)
-    for name in ("XDG_RUNTIME_DIR", "XDG_STATE_HOME", "XDG_CONFIG_HOME"):
+    for name in ("XDG_STATE_HOME", "XDG_CONFIG_HOME"):
         monkeypatch.setenv(name, env[name])
     try:
         ensure_daemon(endpoint, esm_command("daemon", "start", "--endpoint", endpoint), timeout_s=180)

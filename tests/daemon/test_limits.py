@@ -48,7 +48,7 @@ def test_limits_are_enforced_before_work(small: Any, make_exemplar: Any, tiny: d
 
     sock = make_raw_socket(small.endpoint)
     try:
-        header = {"v": 1, "id": 9, "op": "submit", "mode": "texture", "params": tiny,
+        header = {"v": P.PROTOCOL_VERSION, "id": 9, "op": "submit", "mode": "texture", "params": tiny,
                   "images": {"exemplar": {"width": 32, "height": 32, "channels": 1, "frame": 1}}}
         for frames, code in [([bytes(32 * 31)], P.BAD_MESSAGE),  # pixel frame shorter than described
                              ([bytes(1024), bytes(1)], P.BAD_MESSAGE),  # a frame nobody describes
@@ -56,13 +56,15 @@ def test_limits_are_enforced_before_work(small: Any, make_exemplar: Any, tiny: d
             sock.send(msgpack.packb(header), *frames)
             reply, _ = sock.receive()
             assert (reply["type"], reply["code"], reply["id"]) == ("error", code, 9)
-        for bad, code in [({"v": 2, "op": "ping"}, P.BAD_VERSION), ({"v": 1, "op": "dance"}, P.UNKNOWN_OP),
-                          ({"v": 1}, P.BAD_MESSAGE), ([1, 2], P.BAD_MESSAGE)]:
+        version = P.PROTOCOL_VERSION
+        for bad, code in [({"v": version + 1, "op": "ping"}, P.BAD_VERSION),
+                          ({"v": version, "op": "dance"}, P.UNKNOWN_OP),
+                          ({"v": version}, P.BAD_MESSAGE), ([1, 2], P.BAD_MESSAGE)]:
             sock.send_header(bad)
             reply, _ = sock.receive()
             assert reply["code"] == code
         # A frame over ZMQ_MAXMSGSIZE: ZeroMQ drops that connection, nobody else notices.
-        sock.send(msgpack.packb({"v": 1, "op": "ping"}), bytes(limits["max_frame_bytes"] * 2))
+        sock.send(msgpack.packb({"v": P.PROTOCOL_VERSION, "op": "ping"}), bytes(limits["max_frame_bytes"] * 2))
         assert sock.receive(timeout_s=2) is None
     finally:
         sock.close()

@@ -21,6 +21,8 @@ from typing import Any, Iterator
 
 import pytest
 
+from esm_api.runtime import RUNTIME_DIR_ENV
+
 ROOT = Path(__file__).resolve().parents[2]
 ROOTFS = ROOT / ".hostapps" / "trixie"
 RUN_IN_CHROOT = ROOT / "tools" / "hostapps" / "run-in-chroot.sh"
@@ -36,7 +38,9 @@ def chroot_command(*command: str, timeout_s: int = GIMP_TIMEOUT_S) -> list[str]:
 
 
 def chroot_env(**variables: str) -> dict[str, str]:
-    """Host environment for run-in-chroot.sh that passes ``variables`` through."""
+    """Host environment for run-in-chroot.sh that passes ``variables`` through, and the run's
+    runtime folder: GIMP runs as root in there, yet shares it, as a user's GIMP would."""
+    variables = {RUNTIME_DIR_ENV: os.environ[RUNTIME_DIR_ENV], **variables}
     return {**os.environ, **variables, "HOSTAPPS_PASSENV": " ".join(variables)}
 
 

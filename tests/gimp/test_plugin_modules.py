@@ -75,7 +75,7 @@ def free_endpoint() -> str:
 
 def test_autostart_starts_the_recorded_daemon_and_runs_the_job(plugin_daemon: ModuleType, tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("XDG_RUNTIME_DIR", "XDG_STATE_HOME", "XDG_CONFIG_HOME"):  # the daemon's files go here
+    for name in ("XDG_STATE_HOME", "XDG_CONFIG_HOME"):  # the daemon's files go here (its runtime files: the run's)
         (tmp_path / name).mkdir(mode=0o700)
         monkeypatch.setenv(name, str(tmp_path / name))
     endpoint = free_endpoint()

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from esm_api.runtime import RUNTIME_DIR_ENV
+
 ROOT = Path(__file__).resolve().parents[2]
 ROOTFS = ROOT / ".hostapps" / "trixie"
 RUN_IN_CHROOT = ROOT / "tools" / "hostapps" / "run-in-chroot.sh"
@@ -37,7 +39,9 @@ def chroot_command(*command: str, timeout_s: int = KRITA_TIMEOUT_S) -> list[str]
 
 
 def chroot_env(xvfb: bool = False, **variables: str) -> dict[str, str]:
-    """Host environment for run-in-chroot.sh that passes ``variables`` through."""
+    """Host environment for run-in-chroot.sh that passes ``variables`` through, and the run's
+    runtime folder: Krita runs as root in there, yet shares it, as a user's Krita would."""
+    variables = {RUNTIME_DIR_ENV: os.environ[RUNTIME_DIR_ENV], **variables}
     env = {k: v for k, v in os.environ.items() if k != "ESM_ENDPOINT"}
     env.update(variables, HOSTAPPS_PASSENV=" ".join(variables), HOSTAPPS_XVFB="1" if xvfb else "0")
     return env

@@ -144,7 +144,7 @@ def test_daemon_down_and_autostart_impossible(krita, exemplar) -> None:  # noqa:
 def test_recorded_start_command_starts_a_daemon(krita, tmp_path, monkeypatch) -> None:  # noqa: ANN001
     """What the plug-in runs when no daemon answers (the recorded command plus --endpoint),
     run here on the host, where that Python exists."""
-    for name in ("XDG_RUNTIME_DIR", "XDG_STATE_HOME", "XDG_CONFIG_HOME"):
+    for name in ("XDG_STATE_HOME", "XDG_CONFIG_HOME"):
         folder = tmp_path / name
         folder.mkdir(mode=0o700)
         monkeypatch.setenv(name, str(folder))
