@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from esm_core.distribution import SlicedWassersteinLoss, argsort_rows, quantiles
+from esm_core.distribution import SlicedWassersteinLoss, argsort_rows, local_rms, quantiles
 
 
 def test_argsort_rows_equals_a_stable_argsort_with_negatives_and_ties() -> None:
@@ -51,3 +51,21 @@ def test_a_gradient_step_moves_towards_the_exemplar_distribution() -> None:
     step = 0.25 * image[0].numel()  # the loss is a mean over channels x positions
     after = loss({"a": (image - step * image.grad).detach()})
     assert float(after) < 0.5 * float(before.detach())
+
+
+def test_the_local_view_tells_even_detail_from_blotches_that_the_plain_one_cannot_see() -> None:
+    """Strong detail on one half and weak on the other has nearly the exemplar's value
+    distribution (variance 1) but not its windows' RMS: only the local view sees it."""
+    generator = torch.Generator().manual_seed(4)
+    exemplar = torch.randn(1, 6, 64, 64, generator=generator)
+    even = torch.randn(1, 6, 64, 64, generator=generator)
+    blotchy = torch.randn(1, 6, 64, 64, generator=generator)
+    blotchy[..., :32] *= 1.3
+    blotchy[..., 32:] *= 0.55  # (1.3² + 0.55²) / 2 ≈ 1
+    plain = SlicedWassersteinLoss({"a": exemplar}, 1.0, torch.Generator().manual_seed(1))
+    local = SlicedWassersteinLoss({"a": exemplar}, 1.0, torch.Generator().manual_seed(1), {"a": 8}, 1.0)
+    assert local.layers == ["a"]
+    local_only = float(local({"a": blotchy}) - plain({"a": blotchy}))
+    assert local_only > 5 * float(local({"a": even}) - plain({"a": even}))
+    assert float(plain({"a": blotchy})) < 0.2 * local_only
+    assert torch.equal(local_rms(torch.full((1, 2, 8, 8), 3.0), 4), torch.full((1, 2, 3, 3), 3.0))
