@@ -72,6 +72,9 @@ def add_synthesis_options(parser: argparse.ArgumentParser, d: P.SynthesisParams 
                        help="first phases that match feature distributions only, which invents a new layout "
                             "instead of rebuilding the exemplar's; the last phase never does "
                             f"(default {d.layout_phases})")
+        g.add_argument("--copy-penalty", type=float, default=None,
+                       help="how strongly patches are kept from matching the exemplar at one offset over large "
+                            "regions, which would copy it verbatim; 0 = off (default %s)" % d.copy_penalty)
     g.add_argument("--layers", type=_layers, default=d.layers, metavar="L[,L]",
                    help="style layers (default %s)" % ",".join(d.layers))
     g.add_argument("--loss", choices=P.LOSSES, default=d.loss, help="default %(default)s")

@@ -43,7 +43,8 @@ Matcher = Callable[..., MatchResult]
 
 class FeatureMatcher(Protocol):
     """A matcher that searches on feature maps and keeps state between evaluations
-    (``PatchLoss`` prefers this form when the style layer knows its patch grid)."""
+    (``PatchLoss`` prefers this form when the style layer knows its patch grid). It may also
+    offer ``adopt_matches(state, positions)``: start the next search from other matches."""
 
     def match_features(self, features: torch.Tensor, layer: Any, variety: float,
                        style_history: torch.Tensor | None, circular: bool,
@@ -377,6 +378,13 @@ class PatchMatcher:
         if seen is not None:
             best = torch.maximum(best, _take(seen, index.positions))
         return MatchResult(indices, torch.maximum(style_best, best))
+
+    @staticmethod
+    def adopt_matches(state: dict[str, Any], positions: torch.Tensor) -> None:
+        """Makes ``positions`` (a style grid position per image patch) the matches that the
+        next search of ``state``'s layer starts from (PatchLoss's copy penalty moves some)."""
+        if "forward" in state:
+            state["forward"] = positions
 
     @staticmethod
     def _inverse(state: dict[str, Any], index: StyleIndex, start: torch.Tensor | None) -> torch.Tensor | None:

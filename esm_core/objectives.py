@@ -7,6 +7,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 
+from .copies import OffsetTable, spread_copies
 from .patches import MatchResult, extract_patches, match_exact, normalise_rows, patch_distance, position_major
 
 Matcher = Callable[..., MatchResult]
@@ -53,7 +54,8 @@ class PatchLoss:
     ``match_features`` (esm_core.matching.FeatureMatcher) searches on the feature maps and
     keeps per-layer state in ``states``; any other is called on the normalised patches.
     Passing the same ``states`` to every phase's loss lets such a matcher start a phase's
-    search from the coarser phase's matches."""
+    search from the coarser phase's matches. ``copy_penalty`` keeps the matches from copying
+    large regions of the exemplar (``esm_core.copies``; not with ``select``)."""
 
     def __init__(
         self,
@@ -64,6 +66,7 @@ class PatchLoss:
         select: Mapping[str, torch.Tensor] | None = None,
         matcher: Matcher = match_exact,
         states: dict[str, dict[str, Any]] | None = None,
+        copy_penalty: float = 0.0,
     ) -> None:
         self.style = dict(style)
         self.weight = weight
@@ -74,6 +77,7 @@ class PatchLoss:
         self.history: dict[str, torch.Tensor] = {}
         self.last_matches: dict[str, torch.Tensor] = {}
         self.states = {} if states is None else states
+        self.copy_penalty = copy_penalty
 
     @property
     def layers(self) -> list[str]:
@@ -95,13 +99,32 @@ class PatchLoss:
             def run() -> MatchResult:
                 return self.matcher(current, layer.normalised, self.variety, self.history.get(name))
         rounds = 2 if (self.variety and name not in self.history) else 1
-        result = None
+        result, history = None, None
         for _ in range(rounds):
+            history = self.history.get(name)
             result = run()
             self.history[name] = result.style_best
         assert result is not None
-        self.last_matches[name] = result.indices
-        return result.indices
+        indices = result.indices
+        if self.copy_penalty and layer.grid is not None and select is None:
+            indices = self._spread_copies(name, features, indices, history)
+        self.last_matches[name] = indices
+        return indices
+
+    def _spread_copies(self, name: str, features: torch.Tensor, indices: torch.Tensor,
+                       history: torch.Tensor | None) -> torch.Tensor:
+        layer = self.style[name]
+        assert layer.grid is not None
+        height, width = features.shape[-2:]
+        table = OffsetTable((height, width) if self.circular else (height - 2, width - 2), layer.grid)
+        positions = layer.positions if layer.positions is not None else torch.arange(
+            len(layer.normalised), device=indices.device)
+        spread = spread_copies(features, self.circular, layer.normalised, indices, table, positions,
+                               self.copy_penalty, self.variety, history)
+        adopt = getattr(self.matcher, "adopt_matches", None)
+        if adopt is not None and spread is not indices:  # the next search starts from the spread matches
+            adopt(self.states.get(name, {}), positions[spread])
+        return spread
 
     def __call__(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
         total = features[self.layers[0]].new_zeros(())

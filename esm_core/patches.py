@@ -48,11 +48,15 @@ def match_exact(
     variety: float = 0.0,
     style_history: torch.Tensor | None = None,
     budget_bytes: int = DEFAULT_BUDGET_BYTES,
+    penalty: Callable[[int, int], torch.Tensor] | None = None,
 ) -> MatchResult:
     """Brute force over all pairs. ``current`` (Lc, D) and ``style`` (Ls, D) must already be
-    row-normalised. The choice maximises ``corr - variety * style_history``."""
+    row-normalised. The choice maximises ``corr - variety * style_history - penalty``, where
+    ``penalty(start, stop)`` gives current rows start..stop a (rows, Ls) penalty of their own
+    (``esm_core.copies``); ``style_best`` is always the unpenalised best."""
     count_style = style.shape[0]
-    rows = max(1, min(current.shape[0], budget_bytes // (4 * count_style)))
+    bytes_per_row = 4 * count_style * (1 if penalty is None else 4)  # + the penalty and its int64 index
+    rows = max(1, min(current.shape[0], budget_bytes // bytes_per_row))
     indices = torch.empty(current.shape[0], dtype=torch.long, device=current.device)
     style_best = torch.full((count_style,), -float("inf"), dtype=current.dtype, device=current.device)
     bias = variety * style_history if (variety and style_history is not None) else None
@@ -63,6 +67,8 @@ def match_exact(
         style_best = torch.maximum(style_best, scores.max(dim=0).values)
         if bias is not None:
             scores -= bias
+        if penalty is not None:
+            scores -= penalty(start, start + len(chunk))
         indices[start:start + rows] = scores.argmax(dim=1)
     return MatchResult(indices, style_best)
 

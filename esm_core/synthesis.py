@@ -51,6 +51,11 @@ def to_uint8(pixels: np.ndarray | torch.Tensor) -> np.ndarray:
     return np.clip(np.round(pixels), 0, 255).astype(np.uint8).transpose(1, 2, 0).copy()
 
 
+# the distribution term also matches the fine layers' local RMS over windows of this many
+# pixels (the `flat` measure's window), with this weight relative to the features' (docs/quality.md)
+LOCAL_WINDOW = 16
+LOCAL_WEIGHT = 3.0
+
 MARGIN = 8  # px synthesised around a non-tileable texture and cut off: the network's zero
 # padding leaves the outermost pixels weakly constrained (colour fringes, docs/quality.md)
 
@@ -71,12 +76,13 @@ def exemplar_features(
 def style_objective(
     resources: Resources, exemplar: np.ndarray, phase: Phase, params: SynthesisParams,
     select: Mapping[str, torch.Tensor] | None = None, match_states: dict[str, dict[str, Any]] | None = None,
+    copy_penalty: float = 0.0,
 ) -> PatchLoss | GramLoss:
     """The loss that pulls an image towards ``exemplar`` at this phase's scale; the style's
     features come from the cache when the same exemplar and settings were seen before.
     ``select`` (Neural Patches only) restricts the loss to some of the image's patches (fill);
     ``match_states``, shared by a run's phases, carries the matcher's search state from one
-    phase to the next (``PatchLoss``)."""
+    phase to the next; ``copy_penalty`` keeps the matches from copying (``PatchLoss``)."""
     def features() -> dict[str, torch.Tensor]:
         return exemplar_features(resources, exemplar, phase, params.network, params.layers)
 
@@ -86,31 +92,36 @@ def style_objective(
         return GramLoss(grams, params.style_weight)
     style = resources.cached(key, lambda: {n: StyleLayer.from_features(f) for n, f in features().items()})
     return PatchLoss(style, params.style_weight, params.variety, circular=params.tileable, select=select,
-                     matcher=resources.matcher(params.matching), states=match_states)
+                     matcher=resources.matcher(params.matching), states=match_states, copy_penalty=copy_penalty)
 
 
 def distribution_objective(
     resources: Resources, exemplar: np.ndarray, phase: Phase, params: SynthesisParams, layers: Sequence[str],
 ) -> SlicedWassersteinLoss:
-    """The sliced Wasserstein term at ``layers``; its directions are drawn from the seed and
-    the phase, so a seed names one image."""
+    """The sliced Wasserstein term at ``layers``, and at the ``swd_layers`` also on the local
+    detail (``LOCAL_WINDOW``); its directions are drawn from the seed and the phase, so a
+    seed names one image."""
     key = ("distribution", image_digest(exemplar), params.network, tuple(layers), phase.style_size)
     targets = resources.cached(key, lambda: exemplar_features(resources, exemplar, phase, params.network, layers))
     seed = int(np.random.SeedSequence([params.seed, phase.index]).generate_state(1)[0])
-    return SlicedWassersteinLoss(targets, params.swd_weight, torch.Generator().manual_seed(seed))
+    local = {name: max(1, LOCAL_WINDOW // layer_scale(name)) for name in params.swd_layers if name in layers}
+    return SlicedWassersteinLoss(targets, params.swd_weight, torch.Generator().manual_seed(seed), local, LOCAL_WEIGHT)
 
 
 def texture_terms(
-    resources: Resources, exemplar: np.ndarray, phase: Phase, params: SynthesisParams, layout: bool,
+    resources: Resources, exemplar: np.ndarray, phase: Phase, params: SynthesisParams, layout_phases: int,
     match_states: dict[str, dict[str, Any]],
 ) -> list[PatchLoss | GramLoss | SlicedWassersteinLoss]:
-    """A texture phase's loss terms: in a layout phase the distribution term alone, on the
-    structure layers too; otherwise the structure loss plus the distribution term, if any."""
-    if layout:
+    """A texture phase's loss terms: in the first ``layout_phases`` the distribution term
+    alone, on the structure layers too; then the structure loss plus the distribution term,
+    if any. The copy penalty acts in the first structure phase, where the layout settles on
+    the exemplar's patches (docs/quality.md: in every phase it cost detail at 512x512)."""
+    if phase.index < layout_phases:
         layers = tuple(dict.fromkeys(params.swd_layers + params.layers))
         return [distribution_objective(resources, exemplar, phase, params, layers)]
+    copy_penalty = params.copy_penalty if phase.index == layout_phases else 0.0
     terms: list[PatchLoss | GramLoss | SlicedWassersteinLoss] = [
-        style_objective(resources, exemplar, phase, params, match_states=match_states)]
+        style_objective(resources, exemplar, phase, params, match_states=match_states, copy_penalty=copy_penalty)]
     if params.swd_weight:
         terms.append(distribution_objective(resources, exemplar, phase, params, params.swd_layers))
     return terms
@@ -243,7 +254,7 @@ def synthesize_texture(
     match_states: dict[str, dict[str, Any]] = {}
 
     def make_loss(phase: Phase) -> Callable[[torch.Tensor], torch.Tensor]:
-        terms = texture_terms(resources, colour, phase, params, phase.index < layout_phases, match_states)
+        terms = texture_terms(resources, colour, phase, params, layout_phases, match_states)
         layers = tuple(dict.fromkeys(name for term in terms for name in term.layers))
         return image_loss(resources, lambda features: sum(term(features) for term in terms), params, layers)
 

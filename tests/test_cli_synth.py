@@ -63,6 +63,7 @@ def exit_code(argv: list[str]) -> int:
     ([str(BRICK), "--activation", "tanh"], "invalid choice"),
     ([str(BRICK), "--preset", "blog"], "invalid choice"),
     ([str(BRICK), "--swd-weight", "-1"], "swd weight must be >= 0"),
+    ([str(BRICK), "--copy-penalty", "-0.5"], "copy penalty must be >= 0"),
     ([str(BRICK), "--swd-weight", "0"], "layout phases match feature distributions: they need a swd weight"),
     ([str(BRICK), "--swd-layers", "5_1"], "layer must be one of"),
     ([str(BRICK), "--no-such-option"], "unrecognized arguments"),
@@ -113,7 +114,7 @@ def test_preset_reference_is_the_blogs_flags_and_explicit_flags_override_it(tmp_
     outputs = {name: tmp_path / f"{name}.png" for name in ("preset", "spelled", "override", "spelled_override",
                                                             "default")}
     blog = ["--phases", "4", "--iterations", "10", "--style-weight", "100", "--variety", "0.1",
-            "--smoothness", "0.1", "--swd-weight", "0", "--layout-phases", "0"]
+            "--smoothness", "0.1", "--swd-weight", "0", "--layout-phases", "0", "--copy-penalty", "0"]
     runs = {
         "preset": ["--preset", "reference"],
         "spelled": blog,

@@ -51,6 +51,18 @@ def test_the_reference_preset_is_the_blogs_pipeline(engine: Engine) -> None:
     small = SynthesisParams(width=48, height=48, phases=2, iterations=3)
     reference = engine.synthesize(exemplar, dataclasses.replace(small, **SYNTHESIS_PRESETS["reference"]))
     spelled_out = engine.synthesize(exemplar, dataclasses.replace(
-        small, smoothness=0.1, swd_weight=0.0, layout_phases=0, phases=4, iterations=10))
+        small, smoothness=0.1, swd_weight=0.0, layout_phases=0, copy_penalty=0.0, phases=4, iterations=10))
     assert np.array_equal(reference, spelled_out)
     assert not np.array_equal(reference, engine.synthesize(exemplar, small))
+
+
+@pytest.mark.parametrize("name", ["lo_crumpled_paper.png", "sh3d_pebbles.png"])
+def test_at_the_exemplars_own_size_the_copy_penalty_invents_instead_of_copying(engine: Engine, name: str) -> None:
+    """Without the penalty these photos come back largely as the exemplar, shifted
+    (measured copy 0.83 and 0.16 at 96 px); with it no 32 px square is copied."""
+    exemplar = centre_crop(name)
+    params = SynthesisParams(seed=1)
+    ours = evaluate(exemplar, engine.synthesize(exemplar, params))
+    unpenalised = evaluate(exemplar, engine.synthesize(exemplar, dataclasses.replace(params, copy_penalty=0.0)))
+    assert ours["copy"] <= 0.10, ours
+    assert unpenalised["copy"] > ours["copy"] + 0.1, (ours, unpenalised)

@@ -120,6 +120,8 @@ class SynthesisParams:
     # the first phases match feature distributions only (swd_layers and layers): a new layout;
     # the last phase that runs always has the structure loss, whatever this says
     layout_phases: int = 1
+    # keeps patches from matching the exemplar at one offset over large regions: no verbatim copies
+    copy_penalty: float = 0.05
     network: NetworkParams = field(default_factory=NetworkParams)
 
     def validate(self) -> None:
@@ -145,6 +147,7 @@ class SynthesisParams:
             _choice("swd layer", name, LAYER_NAMES)
         _require(self.swd_weight == 0 or len(self.swd_layers) > 0, "a swd weight needs at least one swd layer")
         _integer("layout phases", self.layout_phases, 0, 8)
+        _finite("copy penalty", self.copy_penalty, 0)
         _require(self.layout_phases == 0 or self.swd_weight > 0,
                  "layout phases match feature distributions: they need a swd weight above 0")
         self.network.validate()
@@ -155,7 +158,7 @@ class SynthesisParams:
 SYNTHESIS_PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
     "reference": {"phases": 4, "iterations": 10, "style_weight": 100.0, "variety": 0.1, "smoothness": 0.1,
-                  "swd_weight": 0.0, "layout_phases": 0},
+                  "swd_weight": 0.0, "layout_phases": 0, "copy_penalty": 0.0},
 }
 
 
@@ -216,6 +219,7 @@ class FillParams(SynthesisParams):
     smoothness: float = 0.1  # fills keep the reference's smoothness: it hides the hole's border
     swd_weight: float = 0.0  # fills do not use the distribution term (docs/fill.md)
     layout_phases: int = 0
+    copy_penalty: float = 0.0  # a hole is small: its matches are kept coherent with the context
     context: int = 64  # px around the hole whose patches are the style (when no source image)
     output: str = "composite"  # "composite": the whole image, filled; "layer": RGBA, hole only
 
@@ -228,6 +232,7 @@ class FillParams(SynthesisParams):
         _require(self.loss == "patches", "fill needs loss=patches: the Gram loss cannot be limited to the hole")
         _require(self.swd_weight == 0 and self.layout_phases == 0,
                  "fill does not use the distribution term: swd weight and layout phases must be 0")
+        _require(self.copy_penalty == 0, "fill does not use the copy penalty: copy penalty must be 0")
 
 
 VARIANT_MODES = ("variant", "fantasy", "none")

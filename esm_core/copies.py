@@ -1,0 +1,145 @@
+"""Keeps Neural Patches from copying the exemplar wholesale (docs/quality.md).
+
+The patch loss is lowest when the image is the exemplar, and nearest-neighbour fields drift
+there: a region whose patches all match the exemplar at one offset (style position minus image
+position) is a verbatim copy of it. After every match, an offset that more than
+``COPY_FRACTION`` of the grid's positions share is penalised in proportion to its excess, and
+the patches using it are matched again, exactly, with every candidate's score lowered by the
+penalty of the offset it would have. Rematched independently, neighbouring patches would pick
+unrelated offsets and blur; a few propagation passes (PatchMatch's) let each take over a
+neighbour's offset, with a bonus for every neighbour it then agrees with, so a copied region
+breaks into smaller coherent pieces. Small coherent regions, which keep the texture's
+structure, cost nothing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .patches import extract_patches, match_exact, normalise_rows, with_backoff
+
+# An offset is free up to this fraction of the style grid (or of the image's, if larger): half
+# the square that `esm eval`'s copy measure counts (a quarter of the exemplar's side, 1/16 of
+# its area). Its penalty grows linearly to the full strength at twice that.
+COPY_FRACTION = 0.03
+MIN_FREE = 4  # positions an offset may always hold (tiny coarse grids)
+PROPAGATION_ROUNDS = 3  # passes in which rematched patches may take over a neighbour's offset
+COHERENCE = 0.5  # bonus, times the strength, for each neighbour sharing a candidate's offset
+
+
+@dataclass(frozen=True)
+class OffsetTable:
+    """Offsets between a query grid (the image's patches) and a style grid, as indices into
+    one flat table: offset (dy, dx) = style position - query position."""
+
+    query: tuple[int, int]  # rows, columns
+    style: tuple[int, int]
+
+    @property
+    def size(self) -> int:
+        return (self.query[0] + self.style[0] - 1) * (self.query[1] + self.style[1] - 1)
+
+    def keys(self, query_positions: torch.Tensor, style_positions: torch.Tensor) -> torch.Tensor:
+        """Table indices of the offsets between row-major grid positions (broadcast)."""
+        query_cols, style_cols = self.query[1], self.style[1]
+        dy = style_positions // style_cols - query_positions // query_cols + (self.query[0] - 1)
+        dx = style_positions % style_cols - query_positions % query_cols + (query_cols - 1)
+        return dy * (query_cols + style_cols - 1) + dx
+
+
+def offset_penalties(table: OffsetTable, keys: torch.Tensor, strength: float) -> torch.Tensor:
+    """(table size,): each offset's penalty given the offsets ``keys`` in use: 0 up to the
+    free share of the grid, rising linearly to ``strength`` at twice it."""
+    free = max(float(MIN_FREE), COPY_FRACTION * max(table.style[0] * table.style[1], table.query[0] * table.query[1]))
+    counts = torch.bincount(keys, minlength=table.size).to(torch.float32)
+    return ((counts - free) / free).clamp_(0.0, 1.0).mul_(strength)
+
+
+def spread_copies(
+    features: torch.Tensor, circular: bool, style: torch.Tensor, indices: torch.Tensor, table: OffsetTable,
+    style_positions: torch.Tensor, strength: float, variety: float = 0.0,
+    style_history: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``indices`` (each image patch's style patch) with the patches at over-used offsets
+    matched again. ``features`` (1, C, H, W) are the image's (``circular``: its patches wrap
+    around), ``style`` (style patches, D) the row-normalised style patches,
+    ``style_positions`` their style grid positions; ``variety`` and ``style_history`` bias
+    the new matches as they did the first."""
+    queries = torch.arange(len(indices), device=indices.device)
+    keys = table.keys(queries, style_positions[indices])
+    penalties = offset_penalties(table, keys, strength)
+    crowded = (penalties[keys] > 0).nonzero()[:, 0]
+    if len(crowded) == 0:
+        return indices
+    bias = variety * style_history if (variety and style_history is not None) else torch.zeros_like(style[:, 0])
+
+    def penalty(start: int, stop: int) -> torch.Tensor:
+        return penalties[table.keys(crowded[start:stop, None], style_positions[None, :])]
+
+    current = normalise_rows(extract_patches(features, circular)[crowded])
+    spread = indices.clone()
+    spread[crowded] = with_backoff(lambda budget: match_exact(current, style, variety, style_history, budget,
+                                                              penalty).indices)
+    for _ in range(PROPAGATION_ROUNDS):
+        keys = table.keys(queries, style_positions[spread])
+        penalties = offset_penalties(table, keys, strength)
+        candidates = _neighbour_candidates(spread, crowded, table, style_positions, circular)
+        candidate_keys = table.keys(crowded[:, None], style_positions[candidates])
+        agreeing = (candidate_keys[:, :, None] == _neighbour_keys(keys, crowded, table, circular)[:, None, :]).sum(2)
+        scores = _scores(current, style, candidates) - bias[candidates] - penalties[candidate_keys]
+        scores += COHERENCE * strength * agreeing
+        spread[crowded] = candidates.gather(1, scores.argmax(1, keepdim=True))[:, 0]
+    return spread
+
+
+_DIRECTIONS = ((0, 1), (0, -1), (1, 0), (-1, 0))
+_SCORE_ROWS = 2048
+
+
+def _neighbour_candidates(matches: torch.Tensor, rows: torch.Tensor, table: OffsetTable,
+                          style_positions: torch.Tensor, circular: bool) -> torch.Tensor:
+    """(len(rows), 5): each of ``rows``' own match and the style patch each of its four
+    neighbours' offsets would give it (PatchMatch's propagation; its own match where that
+    falls outside the style grid)."""
+    (query_rows, query_cols), (style_rows, style_cols) = table.query, table.style
+    patch_at = torch.full((style_rows * style_cols,), -1, dtype=torch.long, device=matches.device)
+    patch_at[style_positions] = torch.arange(len(style_positions), device=matches.device)
+    y, x = rows // query_cols, rows % query_cols
+    own = matches[rows]
+    columns = [own]
+    for dy, dx in _DIRECTIONS:
+        ny, nx = y + dy, x + dx
+        inside = (ny >= 0) & (ny < query_rows) & (nx >= 0) & (nx < query_cols)
+        if circular:
+            ny, nx, inside = ny % query_rows, nx % query_cols, torch.ones_like(inside)
+        neighbour = style_positions[matches[ny.clamp(0, query_rows - 1) * query_cols + nx.clamp(0, query_cols - 1)]]
+        sy, sx = neighbour // style_cols - dy, neighbour % style_cols - dx
+        inside &= (sy >= 0) & (sy < style_rows) & (sx >= 0) & (sx < style_cols)
+        candidate = patch_at[sy.clamp(0, style_rows - 1) * style_cols + sx.clamp(0, style_cols - 1)]
+        columns.append(torch.where(inside & (candidate >= 0), candidate, own))
+    return torch.stack(columns, 1)
+
+
+def _neighbour_keys(keys: torch.Tensor, rows: torch.Tensor, table: OffsetTable, circular: bool) -> torch.Tensor:
+    """(len(rows), 4): the offset keys of each of ``rows``' four neighbours (-1 outside)."""
+    query_rows, query_cols = table.query
+    y, x = rows // query_cols, rows % query_cols
+    columns = []
+    for dy, dx in _DIRECTIONS:
+        ny, nx = y + dy, x + dx
+        inside = (ny >= 0) & (ny < query_rows) & (nx >= 0) & (nx < query_cols)
+        if circular:
+            ny, nx, inside = ny % query_rows, nx % query_cols, torch.ones_like(inside)
+        key = keys[ny.clamp(0, query_rows - 1) * query_cols + nx.clamp(0, query_cols - 1)]
+        columns.append(torch.where(inside, key, torch.full_like(key, -1)))
+    return torch.stack(columns, 1)
+
+
+def _scores(current: torch.Tensor, style: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    """(rows, k): each row of ``current`` against its ``candidates`` (rows, k) rows of ``style``."""
+    scores = current.new_empty(candidates.shape)
+    for start in range(0, len(current), _SCORE_ROWS):
+        stop = start + _SCORE_ROWS
+        scores[start:stop] = torch.bmm(style[candidates[start:stop]], current[start:stop, :, None])[..., 0]
+    return scores
