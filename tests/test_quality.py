@@ -56,11 +56,10 @@ def test_the_reference_preset_is_the_blogs_pipeline(engine: Engine) -> None:
     assert not np.array_equal(reference, engine.synthesize(exemplar, small))
 
 
-@pytest.mark.parametrize("name", ["lo_crumpled_paper.png", "sh3d_pebbles.png"])
-def test_at_the_exemplars_own_size_the_copy_penalty_invents_instead_of_copying(engine: Engine, name: str) -> None:
-    """Without the penalty these photos come back largely as the exemplar, shifted
-    (measured copy 0.83 and 0.16 at 96 px); with it no 32 px square is copied."""
-    exemplar = centre_crop(name)
+def test_at_the_exemplars_own_size_the_copy_penalty_invents_instead_of_copying(engine: Engine) -> None:
+    """Without the penalty this photo comes back largely as the exemplar, shifted (measured
+    copy 0.78 at 96 px); with it no 32 px square is copied."""
+    exemplar = centre_crop("lo_crumpled_paper.png")
     params = SynthesisParams(seed=1)
     ours = evaluate(exemplar, engine.synthesize(exemplar, params))
     unpenalised = evaluate(exemplar, engine.synthesize(exemplar, dataclasses.replace(params, copy_penalty=0.0)))
