@@ -74,7 +74,8 @@ def add_synthesis_options(parser: argparse.ArgumentParser, d: P.SynthesisParams 
                             f"(default {d.layout_phases})")
         g.add_argument("--copy-penalty", type=float, default=None,
                        help="how strongly patches are kept from matching the exemplar at one offset over large "
-                            "regions, which would copy it verbatim; 0 = off (default %s)" % d.copy_penalty)
+                            "regions, which would copy it verbatim, in the first phase that matches patches "
+                            "(docs/engine.md); 0 = off (default %s)" % d.copy_penalty)
     g.add_argument("--layers", type=_layers, default=d.layers, metavar="L[,L]",
                    help="style layers (default %s)" % ",".join(d.layers))
     g.add_argument("--loss", choices=P.LOSSES, default=d.loss, help="default %(default)s")
