@@ -81,12 +81,16 @@ def spread_copies(
     spread = indices.clone()
     spread[crowded] = with_backoff(lambda budget: match_exact(current, style, variety, style_history, budget,
                                                               penalty).indices)
+    neighbours = _neighbours(crowded, table.query, circular)
+    patch_at = torch.full((table.style[0] * table.style[1],), -1, dtype=torch.long, device=indices.device)
+    patch_at[style_positions] = torch.arange(len(style_positions), device=indices.device)
     for _ in range(PROPAGATION_ROUNDS):
         keys = table.keys(queries, style_positions[spread])
         penalties = offset_penalties(table, keys, strength)
-        candidates = _neighbour_candidates(spread, crowded, table, style_positions, circular)
+        candidates = _neighbour_candidates(spread, crowded, neighbours, table.style, style_positions, patch_at)
         candidate_keys = table.keys(crowded[:, None], style_positions[candidates])
-        agreeing = (candidate_keys[:, :, None] == _neighbour_keys(keys, crowded, table, circular)[:, None, :]).sum(2)
+        neighbour_keys = torch.stack([torch.where(inside, keys[at], -1) for _, _, at, inside in neighbours], 1)
+        agreeing = (candidate_keys[:, :, None] == neighbour_keys[:, None, :]).sum(2)
         scores = _scores(current, style, candidates) - bias[candidates] - penalties[candidate_keys]
         scores += COHERENCE * strength * agreeing
         spread[crowded] = candidates.gather(1, scores.argmax(1, keepdim=True))[:, 0]
@@ -95,44 +99,39 @@ def spread_copies(
 
 _DIRECTIONS = ((0, 1), (0, -1), (1, 0), (-1, 0))
 _SCORE_ROWS = 2048
+Neighbour = tuple[int, int, torch.Tensor, torch.Tensor]  # dy, dx, positions, inside the grid
 
 
-def _neighbour_candidates(matches: torch.Tensor, rows: torch.Tensor, table: OffsetTable,
-                          style_positions: torch.Tensor, circular: bool) -> torch.Tensor:
+def _neighbours(rows: torch.Tensor, shape: tuple[int, int], circular: bool) -> list[Neighbour]:
+    """For each of the four directions, the row-major grid positions of ``rows``' neighbours
+    (clamped to the grid) and whether they lie inside it (always, when ``circular`` wraps)."""
+    grid_rows, grid_cols = shape
+    y, x = rows // grid_cols, rows % grid_cols
+    neighbours = []
+    for dy, dx in _DIRECTIONS:
+        ny, nx = y + dy, x + dx
+        inside = (ny >= 0) & (ny < grid_rows) & (nx >= 0) & (nx < grid_cols)
+        if circular:
+            ny, nx, inside = ny % grid_rows, nx % grid_cols, torch.ones_like(inside)
+        neighbours.append((dy, dx, ny.clamp(0, grid_rows - 1) * grid_cols + nx.clamp(0, grid_cols - 1), inside))
+    return neighbours
+
+
+def _neighbour_candidates(matches: torch.Tensor, rows: torch.Tensor, neighbours: list[Neighbour],
+                          style_shape: tuple[int, int], style_positions: torch.Tensor,
+                          patch_at: torch.Tensor) -> torch.Tensor:
     """(len(rows), 5): each of ``rows``' own match and the style patch each of its four
-    neighbours' offsets would give it (PatchMatch's propagation; its own match where that
-    falls outside the style grid)."""
-    (query_rows, query_cols), (style_rows, style_cols) = table.query, table.style
-    patch_at = torch.full((style_rows * style_cols,), -1, dtype=torch.long, device=matches.device)
-    patch_at[style_positions] = torch.arange(len(style_positions), device=matches.device)
-    y, x = rows // query_cols, rows % query_cols
+    ``neighbours``' offsets would give it (PatchMatch's propagation; its own match where that
+    falls outside the style grid). ``patch_at`` maps style grid positions to style patches."""
+    style_rows, style_cols = style_shape
     own = matches[rows]
     columns = [own]
-    for dy, dx in _DIRECTIONS:
-        ny, nx = y + dy, x + dx
-        inside = (ny >= 0) & (ny < query_rows) & (nx >= 0) & (nx < query_cols)
-        if circular:
-            ny, nx, inside = ny % query_rows, nx % query_cols, torch.ones_like(inside)
-        neighbour = style_positions[matches[ny.clamp(0, query_rows - 1) * query_cols + nx.clamp(0, query_cols - 1)]]
+    for dy, dx, at, inside in neighbours:
+        neighbour = style_positions[matches[at]]
         sy, sx = neighbour // style_cols - dy, neighbour % style_cols - dx
-        inside &= (sy >= 0) & (sy < style_rows) & (sx >= 0) & (sx < style_cols)
+        fits = inside & (sy >= 0) & (sy < style_rows) & (sx >= 0) & (sx < style_cols)
         candidate = patch_at[sy.clamp(0, style_rows - 1) * style_cols + sx.clamp(0, style_cols - 1)]
-        columns.append(torch.where(inside & (candidate >= 0), candidate, own))
-    return torch.stack(columns, 1)
-
-
-def _neighbour_keys(keys: torch.Tensor, rows: torch.Tensor, table: OffsetTable, circular: bool) -> torch.Tensor:
-    """(len(rows), 4): the offset keys of each of ``rows``' four neighbours (-1 outside)."""
-    query_rows, query_cols = table.query
-    y, x = rows // query_cols, rows % query_cols
-    columns = []
-    for dy, dx in _DIRECTIONS:
-        ny, nx = y + dy, x + dx
-        inside = (ny >= 0) & (ny < query_rows) & (nx >= 0) & (nx < query_cols)
-        if circular:
-            ny, nx, inside = ny % query_rows, nx % query_cols, torch.ones_like(inside)
-        key = keys[ny.clamp(0, query_rows - 1) * query_cols + nx.clamp(0, query_cols - 1)]
-        columns.append(torch.where(inside, key, torch.full_like(key, -1)))
+        columns.append(torch.where(fits & (candidate >= 0), candidate, own))
     return torch.stack(columns, 1)
 
 

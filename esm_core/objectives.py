@@ -123,7 +123,7 @@ class PatchLoss:
                                self.copy_penalty, self.variety, history)
         adopt = getattr(self.matcher, "adopt_matches", None)
         if adopt is not None and spread is not indices:  # the next search starts from the spread matches
-            adopt(self.states.get(name, {}), positions[spread])
+            adopt(self.states[name], positions[spread])
         return spread
 
     def __call__(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
