@@ -75,8 +75,8 @@ def add_synthesis_options(parser: argparse.ArgumentParser, d: P.SynthesisParams 
         g.add_argument("--copy-penalty", type=float, default=None,
                        help="how strongly patches are kept from matching the exemplar at one offset over large "
                             "regions, which would copy it verbatim, in the first phase that matches patches "
-                            "(docs/engine.md); 0 = off; 0.5 also clears the copies the default leaves at the "
-                            "exemplar's own size, at some cost to larger outputs (default %s)" % d.copy_penalty)
+                            "(docs/engine.md); 0 = off. The value applies near the exemplar's size and falls "
+                            "to a tenth of it at twice the exemplar's side and beyond (default %s)" % d.copy_penalty)
     g.add_argument("--layers", type=_layers, default=d.layers, metavar="L[,L]",
                    help="style layers (default %s)" % ",".join(d.layers))
     g.add_argument("--loss", choices=P.LOSSES, default=d.loss, help="default %(default)s")

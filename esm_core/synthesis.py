@@ -10,6 +10,7 @@ import torch
 
 from esm_api.params import NetworkParams, SynthesisParams
 
+from .copies import strength_for_size
 from .distribution import SlicedWassersteinLoss
 from .images import check_image, split_alpha
 from .multiscale import Phase, plan_phases
@@ -115,11 +116,15 @@ def texture_terms(
     """A texture phase's loss terms: in the first ``layout_phases`` the distribution term
     alone, on the structure layers too; then the structure loss plus the distribution term,
     if any. The copy penalty acts in the first structure phase, where the layout settles on
-    the exemplar's patches (docs/quality.md: in every phase it cost detail at 512x512)."""
+    the exemplar's patches (docs/quality.md: in every phase it cost detail at 512x512), with a
+    strength that falls as the output grows past the exemplar's size (``strength_for_size``)."""
     if phase.index < layout_phases:
         layers = tuple(dict.fromkeys(params.swd_layers + params.layers))
         return [distribution_objective(resources, exemplar, phase, params, layers)]
-    copy_penalty = params.copy_penalty if phase.index == layout_phases else 0.0
+    copy_penalty = 0.0
+    if phase.index == layout_phases:
+        copy_penalty = strength_for_size(params.copy_penalty, phase.size[0] * phase.size[1],
+                                         phase.style_size[0] * phase.style_size[1])
     terms: list[PatchLoss | GramLoss | SlicedWassersteinLoss] = [
         style_objective(resources, exemplar, phase, params, match_states=match_states, copy_penalty=copy_penalty)]
     if params.swd_weight:

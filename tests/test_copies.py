@@ -6,7 +6,7 @@ import itertools
 
 import torch
 
-from esm_core.copies import OffsetTable, offset_penalties, spread_copies
+from esm_core.copies import FULL_AREA, TENTH_AREA, OffsetTable, offset_penalties, spread_copies, strength_for_size
 from esm_core.patches import extract_patches, normalise_rows
 
 
@@ -26,6 +26,17 @@ def test_an_offset_is_free_up_to_its_share_and_penalised_beyond() -> None:
     penalties = offset_penalties(table, keys, 0.5)
     assert float(penalties[7]) == 0.5 and float(penalties[9]) == 0.0
     assert int((penalties > 0).sum()) == 1
+
+
+def test_the_strength_is_full_near_the_exemplars_size_and_a_tenth_from_twice_its_side() -> None:
+    exemplar = 256 * 256
+    assert strength_for_size(0.5, exemplar, exemplar) == 0.5
+    assert strength_for_size(0.5, 272 * 272, exemplar) == 0.5  # own size with the 8 px margin
+    assert abs(strength_for_size(0.5, int(TENTH_AREA * exemplar), exemplar) - 0.05) < 1e-9
+    assert abs(strength_for_size(0.5, 16 * exemplar, exemplar) - 0.05) < 1e-9
+    sizes = [int(exemplar * (FULL_AREA + step * (TENTH_AREA - FULL_AREA) / 10)) for step in range(11)]
+    strengths = [strength_for_size(0.5, size, exemplar) for size in sizes]
+    assert all(a > b for a, b in zip(strengths, strengths[1:]))  # falls all the way between
 
 
 def features(seed: int, size: int) -> torch.Tensor:

@@ -116,17 +116,20 @@ def test_coarse_phases_too_small_for_the_network_are_skipped() -> None:
 
 # A stochastic texture: on strongly periodic ones (bricks) the seam score also varies with
 # the position of the cut relative to the pattern, inside the image as well as at the wrap.
+# Medians over five seeds: one 64 px image's score varies by +-0.3 from seed to seed.
 def test_tileable_output_has_no_seam_and_plain_output_does() -> None:
     from esm_core.evaluate import seam_score
 
     engine = Engine("cpu")
     exemplar = load_image(DATA / "grass.png")[:96, :96]
-    params = dict(width=64, height=64, phases=2, iterations=15, seed=3)
-    tiled = engine.synthesize(exemplar, SynthesisParams(tileable=True, **params))
-    plain = engine.synthesize(exemplar, SynthesisParams(tileable=False, **params))
-    tiled_score, plain_score = seam_score(tiled), seam_score(plain)
-    assert tiled_score < 1.3
-    assert plain_score > tiled_score + 0.5
+    scores: dict[bool, list[float]] = {True: [], False: []}
+    for seed in range(1, 6):
+        for tileable in (True, False):
+            params = SynthesisParams(width=64, height=64, phases=2, iterations=15, seed=seed, tileable=tileable)
+            scores[tileable].append(seam_score(engine.synthesize(exemplar, params)))
+    tiled_score, plain_score = float(np.median(scores[True])), float(np.median(scores[False]))
+    assert tiled_score < 1.3, scores
+    assert plain_score > tiled_score + 0.5, scores
 
 
 def test_tileable_output_of_a_size_off_the_stride_grid_still_tiles() -> None:

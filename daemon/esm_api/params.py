@@ -121,7 +121,7 @@ class SynthesisParams:
     # the last phase that runs always has the structure loss, whatever this says
     layout_phases: int = 1
     # keeps patches from matching the exemplar at one offset over large regions: no verbatim copies
-    copy_penalty: float = 0.05
+    copy_penalty: float = 0.5  # near the exemplar's size; esm_core.copies fades it for larger outputs
     network: NetworkParams = field(default_factory=NetworkParams)
 
     def validate(self) -> None:
