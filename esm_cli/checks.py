@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
-from esm_api import params as P
+from esm_contract import params as P
 from esm_cli.errors import UserError, user_errors
 
 if TYPE_CHECKING:

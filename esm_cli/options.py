@@ -1,4 +1,4 @@
-"""Flags shared by the synthesis commands, mapped one-to-one onto esm_api.params fields.
+"""Flags shared by the synthesis commands, mapped one-to-one onto esm_contract.params fields.
 Defaults come from the dataclasses, so --help always shows what the engine uses."""
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import argparse
 import dataclasses
 from typing import TypeVar
 
-from esm_api import params as P
-from esm_api.protocol import DEFAULT_ENDPOINT, ENDPOINT_ENV
+from esm_contract import params as P
+from esm_client.protocol import DEFAULT_ENDPOINT, ENDPOINT_ENV
 from esm_cli.checks import check_size
 
 NETWORK_FLAGS = ("activation", "downsample", "units", "depth", "init", "network_seed")

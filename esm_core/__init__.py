@@ -8,7 +8,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from esm_api.params import FillParams, NetworkParams, ParamError, SynthesisParams
+from esm_contract.errors import ParamError
+from esm_contract.params import FillParams, NetworkParams, SynthesisParams
 
 _SOURCES = {
     "Engine": "engine", "ImageError": "images", "load_image": "images", "save_image": "images",

@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from esm_api.params import FillParams
+from esm_contract.params import FillParams
 
 from .anchor import AnchorLoss
 from .fillstart import seam_distance, start_image

@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from esm_api.params import ACTIVATIONS, DOWNSAMPLES, NetworkParams, SynthesisParams
+from esm_contract.params import ACTIVATIONS, DOWNSAMPLES, NetworkParams, SynthesisParams
 
 from .engine import Engine
 from .images import array_to_pil, check_image

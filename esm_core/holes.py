@@ -11,10 +11,11 @@ import torch
 import torch.nn.functional as F
 from scipy.ndimage import maximum_filter
 
+from esm_contract.images import MASK_THRESHOLD
+
 from .images import ImageError
 from .patches import PATCH
 
-THRESHOLD = 128  # mask values >= THRESHOLD are the hole
 RESAMPLE_RADIUS = 2  # bicubic support, in pixels of the smaller image, when shrinking
 
 
@@ -29,10 +30,10 @@ def read_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         raise ImageError(f"mask must be HxW or HxWx1 (one channel), got shape {mask.shape}")
     if mask.shape != tuple(shape):
         raise ImageError(f"mask is {mask.shape[1]}x{mask.shape[0]} but the image is {shape[1]}x{shape[0]}")
-    hole = mask >= THRESHOLD
+    hole = mask >= MASK_THRESHOLD
     if not hole.any():
         faint = int(np.count_nonzero(mask))
-        detail = f" ({faint} pixels are below the threshold {THRESHOLD})" if faint else ""
+        detail = f" ({faint} pixels are below the threshold {MASK_THRESHOLD})" if faint else ""
         raise ImageError(f"the mask selects no pixel: nothing to fill{detail}")
     return hole
 

@@ -454,7 +454,7 @@ MATCHERS: dict[str, Matcher] = {"exact": match_exact_backoff, "fast": _FAST}
 
 
 def matcher(name: str) -> Matcher:
-    """The matcher called ``name`` (one of ``esm_api.params.MATCHINGS``)."""
+    """The matcher called ``name`` (one of ``esm_contract.params.MATCHINGS``)."""
     try:
         return MATCHERS[name]
     except KeyError:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from esm_contract.errors import ParamError
 
-class SizeError(ValueError):
+
+class SizeError(ParamError):
     """The output or exemplar is too small (or too large) for the network."""
 
 

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from esm_api.params import NetworkParams
+from esm_contract.params import NetworkParams
 
 
 @dataclass(frozen=True)

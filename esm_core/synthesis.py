@@ -8,7 +8,7 @@ from typing import Any, Callable, Hashable, Mapping, Protocol, Sequence
 import numpy as np
 import torch
 
-from esm_api.params import NetworkParams, SynthesisParams
+from esm_contract.params import NetworkParams, SynthesisParams
 
 from .distribution import SlicedWassersteinLoss
 from .images import check_image, split_alpha

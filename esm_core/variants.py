@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from esm_api.params import LAYER_NAMES, SynthesisParams, VariantParams
+from esm_contract.params import LAYER_NAMES, SynthesisParams, VariantParams
 
 from .images import check_image, split_alpha
 from .lockstep import minimise_lockstep

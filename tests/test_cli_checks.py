@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from esm_api.params import LAYER_NAMES, SynthesisParams
+from esm_contract.params import LAYER_NAMES, SynthesisParams
 from esm_cli.checks import BASE_BYTES, BYTES_PER_PIXEL, available_memory, min_side
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from esm_api.params import MATCHINGS, FillParams, NetworkParams, ParamError, SynthesisParams
+from esm_contract.params import MATCHINGS, FillParams, NetworkParams, ParamError, SynthesisParams
 from esm_cli.main import main
 from esm_core import Engine
 from esm_core.images import load_image

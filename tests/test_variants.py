@@ -16,9 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from esm_api.client import Client
-from esm_api.jobs import parse_job
-from esm_api.params import MAX_VARIANTS, ParamError, VariantParams, to_dict
+from esm_client.client import Client
+from esm_contract.jobs import parse_job
+from esm_contract.params import MAX_VARIANTS, ParamError, VariantParams, to_dict
 from esm_cli.main import main
 from esm_core import CancelToken, Cancelled, Engine, Progress, SizeError, load_image
 from esm_core.evaluate import patch_swd
@@ -27,7 +27,7 @@ from esm_core.networks import normalise_pixels
 from esm_core.objectives import gram_matrix
 from esm_core.synthesis import to_tensor
 from esm_core.variants import image_seeds, level_adjust, randomise_gram
-from esm_daemon.arrays import from_array, to_array
+from esm_core.images import from_array, to_array
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "esm_core" / "data"
@@ -218,7 +218,7 @@ def test_bad_params_are_refused(engine: Engine, brick: np.ndarray, changes: dict
 
 
 def test_a_partial_network_map_keeps_the_variants_default_network() -> None:
-    params = parse_job("variants", {"network": {"activation": "relu"}}, {"style"})
+    params = parse_job("variants", {"network": {"activation": "relu"}}, {"style": None}).params
     assert params.network.activation == "relu"
     assert params.network.downsample == VariantParams().network.downsample == "max"
 

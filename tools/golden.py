@@ -1,7 +1,7 @@
 """Golden outputs: SHA-256 of small, deterministic CPU runs of texture, fill and variants.
 
 ``python tools/golden.py`` prints the hashes that tests/test_golden.py holds. Each case's
-parameters are the mode's defaults (esm_api.params) with the explicit overrides below, so a
+parameters are the mode's defaults (esm_contract.params) with the explicit overrides below, so a
 change of defaults changes the hashes, as it should. Re-record (paste the printed dict into
 tests/test_golden.py) only in a commit that changes pixels and says so.
 """
@@ -26,7 +26,7 @@ SIDE = 48  # exemplars are the data images' top-left SIDE x SIDE pixels
 def _cases() -> dict[str, Callable[[Any], list[Any]]]:
     import numpy as np
 
-    from esm_api.params import FillParams, SynthesisParams, VariantParams, from_dict
+    from esm_contract.params import FillParams, SynthesisParams, VariantParams, from_dict
     from esm_core import load_image
 
     grass = load_image(DATA / "grass.png")[:SIDE, :SIDE]

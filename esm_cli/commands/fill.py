@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from esm_api import params as P
+from esm_contract import params as P
+from esm_contract.images import MASK_THRESHOLD
+from esm_contract.jobs import Job
 from esm_cli.checks import check_output_file, check_size, read_image
 from esm_cli.errors import user_errors
 from esm_cli.options import add_daemon_options, add_synthesis_options, synthesis_params
@@ -15,8 +17,6 @@ from esm_cli.runner import run_job, wrote
 
 if TYPE_CHECKING:
     import numpy as np
-
-MASK_THRESHOLD = 128  # the engine's: esm_core.holes.THRESHOLD (not imported: it loads torch)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     if grey:
         print(f"esm fill: note: {grey} mask pixels are neither black nor white; "
               f"those >= {MASK_THRESHOLD} are filled", file=sys.stderr)
-    [result] = run_job(args, "fill", params, images, label="fill")
+    [result] = run_job(args, Job("fill", params, images), label="fill")
     with user_errors():
         from esm_core.images import save_image
 

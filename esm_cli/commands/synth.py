@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from esm_contract.jobs import Job
 from esm_cli.checks import check_output_file, check_size, read_image
 from esm_cli.errors import user_errors
 from esm_cli.options import add_daemon_options, add_synthesis_options, synthesis_params
@@ -28,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     check_output_file(args.output)
     exemplar = read_image(args.exemplar)
     check_size("exemplar", (exemplar.shape[1], exemplar.shape[0]), params.layers, params.loss == "patches")
-    [result] = run_job(args, "texture", params, {"exemplar": exemplar}, label="synth")
+    [result] = run_job(args, Job("texture", params, {"exemplar": exemplar}), label="synth")
     with user_errors():
         from esm_core.images import save_image
 

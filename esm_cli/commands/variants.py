@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from esm_api import params as P
+from esm_contract import params as P
+from esm_contract.jobs import Job
 from esm_cli.checks import check_size, read_image
 from esm_cli.errors import UserError, user_errors
 from esm_cli.options import _layers, _size, add_daemon_options, add_engine_options, network_params
@@ -156,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
         first = [("style", images["style"])] + ([("content", images["content"])] if "content" in images else [])
         rows: list[list[tuple[str, np.ndarray]]] = []
         for params in jobs:
-            results = run_job(args, "variants", params, images, label=f"variants {params.mode}")
+            results = run_job(args, Job("variants", params, images), label=f"variants {params.mode}")
             if params.original and params.mode != "none":
                 first.insert(0, (f"original, seed {params.seed}", results.pop(0)))
             args.output.mkdir(exist_ok=True)  # only now: a refused job leaves no folder behind

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from esm_api.client import Client
+from esm_client.client import Client
 from esm_core.evaluate import evaluate
 
 pytestmark = pytest.mark.gimp
@@ -181,7 +181,7 @@ def test_daemon_refusal_is_a_gimp_error(gimp, input_png: Path) -> None:
     result = gimp.run({"image": str(input_png), "procedure": "esm-texture-from-selection",
                        "args": {**FAST, "width": 8192, "height": 8192}})
     assert result["status"] == "execution-error"
-    assert result["message"].startswith("ESM Texture from Selection: the ESM daemon refused or failed the job: ")
+    assert result["message"].startswith("ESM Texture from Selection: The ESM daemon refused the job: ")
     assert "Traceback" not in result["message"]
     assert [entry["name"] for entry in result["layers"]] == ["base"]
 

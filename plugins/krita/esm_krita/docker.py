@@ -12,7 +12,7 @@ from PyQt5.QtGui import QImage, QPixmap
 from PyQt5.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QProgressBar,
                              QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
-from esm_api.params import PRESETS
+from esm_contract.params import PRESETS
 
 from . import controller as controller_module
 from .operations import Options

@@ -14,7 +14,7 @@ dies loses its jobs after the daemon's heartbeat timeout (a few seconds).
 
 A Client owns one ZeroMQ DEALER socket and is not thread-safe: use one per thread. It signs
 every request with the daemon's secret, read from this user's runtime folder
-(``esm_api.runtime``), so it is served by the daemons this user started and no other's.
+(``esm_client.runtime``), so it is served by the daemons this user started and no other's.
 """
 from __future__ import annotations
 
@@ -27,39 +27,15 @@ from typing import Any, Callable, Iterator, Mapping, Sequence, Union
 
 import zmq
 
+from esm_contract.errors import (  # noqa: F401  (raised by this module; callers import them from here too)
+    DaemonError, DaemonUnavailable, JobCancelled, JobFailed)
+from esm_contract.images import RawImage
+
 from . import protocol as P
-from .protocol import RawImage
 from .runtime import read_secret
 
 KEYS_DIR_ENV = "ESM_KEYS_DIR"
 HEARTBEAT_S = 1.0
-
-
-class DaemonError(Exception):
-    """The daemon refused or failed a request; ``code`` is a protocol error code."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-class DaemonUnavailable(DaemonError):
-    """No daemon answered at the endpoint (or it went silent mid-job)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(P.UNAVAILABLE, message)
-
-
-class JobFailed(DaemonError):
-    """An accepted job ended in an error (engine failure, out of memory, ...)."""
-
-
-class JobCancelled(DaemonError):
-    """The job was cancelled (by this client, by the daemon shutting down, ...)."""
-
-    def __init__(self, message: str = "the job was cancelled") -> None:
-        super().__init__(P.CANCELLED, message)
 
 
 @dataclass(frozen=True)
@@ -198,7 +174,7 @@ class Client:
     """A connection to one daemon. ``timeout_s`` bounds every wait for the daemon: a request
     without reply, or a running job whose daemon stops answering heartbeats, raises
     DaemonUnavailable after that long. ``secret`` is the daemon's secret; by default it is read
-    from the runtime folder (``esm_api.runtime.read_secret``) at every request, so a restarted
+    from the runtime folder (``esm_client.runtime.read_secret``) at every request, so a restarted
     daemon's new secret is used."""
 
     def __init__(self, endpoint: str | None = None, timeout_s: float = 10.0, *,

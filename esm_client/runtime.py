@@ -1,5 +1,6 @@
-"""The user's runtime folder, where a daemon keeps its record and its secret, and reading that
-secret (docs/protocol.md, "Authentication"). Standard library only: this module is vendored
+"""Where the daemon is: the endpoint ($ESM_ENDPOINT, else the default), and the user's
+runtime folder, where a daemon keeps its record and its secret, and reading that secret
+(docs/protocol.md, "Authentication"). Standard library only: this module is vendored
 into the plug-ins, and the daemon uses the same functions, so both sides agree on the paths."""
 from __future__ import annotations
 
@@ -11,6 +12,13 @@ from pathlib import Path
 
 APP = "esm"
 RUNTIME_DIR_ENV = "ESM_RUNTIME_DIR"
+DEFAULT_ENDPOINT = "tcp://127.0.0.1:5571"
+ENDPOINT_ENV = "ESM_ENDPOINT"
+
+
+def default_endpoint(explicit: str | None = None) -> str:
+    """The endpoint to use: an explicit one, else $ESM_ENDPOINT, else the default."""
+    return explicit or os.environ.get(ENDPOINT_ENV) or DEFAULT_ENDPOINT
 
 
 def runtime_dir() -> Path:

@@ -18,10 +18,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from esm_api import protocol as P
-from esm_core import CancelToken, Cancelled, Engine, ImageError, ParamError, Progress, SizeError
+from esm_client import protocol as P
+from esm_contract.errors import EsmError
+from esm_contract.jobs import Job
+from esm_core import CancelToken, Cancelled, Engine, Progress
 
-from .memory import prepare_for_job, release_freed_memory
+from esm_core.memory import prepare_for_job, release_freed_memory
 
 log = logging.getLogger("esm.daemon")
 
@@ -35,9 +37,7 @@ class JobRecord:
     id: str
     owner: bytes  # ROUTER identity of the client
     request_id: Any
-    mode: str
-    params: dict[str, Any]
-    images: dict[str, np.ndarray]
+    job: Job[np.ndarray] | None  # parsed once, on the socket; None once it ended (its images' memory goes)
     preview_every_s: float | None
     output_pixels: int
     cancel: CancelToken = field(default_factory=CancelToken)
@@ -189,12 +189,12 @@ class Worker(threading.Thread):
         prepare_for_job(job.output_pixels)
         out_of_memory = False
         try:
-            results = self.engine.run(job.mode, job.params, job.images, on_progress, job.cancel)
+            results = self.engine.run(job.job, on_progress, job.cancel)
         except Cancelled:
             log.info("job %s cancelled after %.1f s", job.id, time.monotonic() - started)
             self._emit(job, {"type": "cancelled", "message": "the job was cancelled"}, last=True)
-        except (ParamError, ImageError, SizeError) as error:
-            self._emit(job, {"type": "error", "code": P.BAD_PARAMS, "message": str(error)}, last=True)
+        except EsmError as error:  # the job's own fault (parameters, images, sizes): its code says so
+            self._emit(job, {"type": "error", "code": error.code, "message": error.message}, last=True)
         except Exception as error:  # one failed job must never stop the daemon
             if not _is_out_of_memory(error):
                 log.error("job %s failed:\n%s", job.id, traceback.format_exc())
@@ -208,10 +208,10 @@ class Worker(threading.Thread):
             descriptors = [{"width": a.shape[1], "height": a.shape[0], "channels": a.shape[2], "frame": i + 1}
                            for i, a in enumerate(images)]
             elapsed = time.monotonic() - started
-            log.info("job %s (%s) done in %.2f s", job.id, job.mode, elapsed)
+            log.info("job %s (%s) done in %.2f s", job.id, job.job.mode, elapsed)
             self._emit(job, {"type": "result", "images": descriptors, "elapsed_s": elapsed}, images, last=True)
         finally:
-            job.images = {}  # the inputs' memory goes as soon as the job ends
+            job.job = None  # the inputs' memory goes as soon as the job ends
             if out_of_memory:
                 self.engine.clear_caches()  # room for the next job comes before cache hits
             _free_memory(self.engine)

@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping, TypeVar
 
+from .errors import ParamError
+
 ACTIVATIONS = ("elu", "relu", "lrelu")
 DOWNSAMPLES = ("strided", "avg", "max")
 INITS = ("glorot", "orthogonal")
@@ -26,10 +28,6 @@ LAYER_NAMES = ("1_1", "1_2", "2_1", "2_2", "3_1", "3_2", "3_3", "4_1", "4_2", "4
 PRESETS: dict[str, tuple[int, int]] = {"draft": (3, 6), "balanced": (4, 10), "best": (4, 25)}
 
 MAX_SIDE = 8192  # a hard sanity bound; the daemon enforces its own (smaller) pixel limits
-
-
-class ParamError(ValueError):
-    """A parameter is out of range or of the wrong kind; the message names it."""
 
 
 def _require(ok: bool, message: str) -> None:
@@ -87,6 +85,9 @@ class NetworkParams:
     init: str = "glorot"
     seed: int = 0  # seeds the weights; independent of the synthesis seed
 
+    def __post_init__(self) -> None:
+        self.validate()  # an invalid params object cannot exist: every construction checks
+
     def validate(self) -> None:
         _choice("activation", self.activation, ACTIVATIONS)
         _choice("downsample", self.downsample, DOWNSAMPLES)
@@ -123,6 +124,9 @@ class SynthesisParams:
     # keeps patches from matching the exemplar at one offset over large regions: no verbatim copies
     copy_penalty: float = 0.05
     network: NetworkParams = field(default_factory=NetworkParams)
+
+    def __post_init__(self) -> None:
+        self.validate()
 
     def validate(self) -> None:
         for name in ("width", "height"):
@@ -200,9 +204,7 @@ def from_dict(cls: type[P], data: Mapping[str, Any] | None, base: P | None = Non
         elif isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         kwargs[name] = value
-    params = dataclasses.replace(defaults, **kwargs)
-    params.validate()  # type: ignore[attr-defined]
-    return params
+    return dataclasses.replace(defaults, **kwargs)  # validates (__post_init__)
 
 
 FILL_OUTPUTS = ("composite", "layer")
@@ -272,6 +274,9 @@ class VariantParams:
     batch: int = 8  # images optimised together (one network pass per step); lower it to save memory
     # max pooling: a Gram loss on the strided network gives streaky noise (measured, docs/variants.md)
     network: NetworkParams = field(default_factory=lambda: NetworkParams(downsample="max"))
+
+    def __post_init__(self) -> None:
+        self.validate()
 
     def validate(self) -> None:
         _choice("mode", self.mode, VARIANT_MODES)

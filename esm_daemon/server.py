@@ -20,14 +20,16 @@ from typing import Any, Callable
 
 import zmq
 
-from esm_api import protocol as P
-from esm_api.jobs import MODES, output_size, parse_job
+from esm_client import protocol as P
+from esm_contract import __version__
+from esm_contract.errors import EsmError
+from esm_contract.jobs import MODES, ModeParams, output_size, parse_job
 
 from . import keys as K
 from . import paths
-from .arrays import to_array
 from .config import DaemonConfig, StartError, check_security
-from .memory import estimate_peak_bytes, physical_memory_bytes, release_freed_memory, tune_allocator
+from esm_core.images import to_array
+from esm_core.memory import estimate_peak_bytes, physical_memory_bytes, release_freed_memory, tune_allocator
 from .worker import Event, JobRecord, Worker
 
 log = logging.getLogger("esm.daemon")
@@ -39,21 +41,6 @@ GRACE_S = 2.0  # on shutdown, how long the running job may take to stop before t
 TRIM_AFTER_BYTES = 16 << 20  # after a message this large, hand its memory back to the system
 NOT_SIGNED = ("the request is not signed with this daemon's secret: it serves only the user who started it, whose "
               "clients read the secret from that user's runtime folder (docs/protocol.md, Authentication)")
-
-
-def version() -> str:
-    from esm_cli import __version__
-
-    return __version__
-
-
-class Reply(Exception):
-    """Raised by a request handler to answer with an error."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 class Incoming:
@@ -74,14 +61,14 @@ class Incoming:
         frames = []
         for number, size in enumerate(sizes, 1):
             if not self._more:
-                raise Reply(P.BAD_MESSAGE, f"the message has {number - 1} pixel frame(s); its images use {len(sizes)}")
+                raise P.ProtocolError(P.BAD_MESSAGE, f"the message has {number - 1} pixel frame(s); its images use {len(sizes)}")
             frame = self._next()
             if frame.buffer.nbytes != size:
-                raise Reply(P.BAD_MESSAGE, f"pixel frame {number} has {frame.buffer.nbytes} bytes; its image "
+                raise P.ProtocolError(P.BAD_MESSAGE, f"pixel frame {number} has {frame.buffer.nbytes} bytes; its image "
                                            f"needs {size}")
             frames.append(frame)
         if self._more:
-            raise Reply(P.BAD_MESSAGE, f"the message has more pixel frames than the {len(sizes)} its header "
+            raise P.ProtocolError(P.BAD_MESSAGE, f"the message has more pixel frames than the {len(sizes)} its header "
                                        f"describes")
         return frames
 
@@ -189,10 +176,10 @@ class Server:
         worker.start()
         self.worker = worker
         record = paths.write_record(self.config.endpoint, {
-            "pid": self.pid, "endpoint": self.config.endpoint, "version": version(),
+            "pid": self.pid, "endpoint": self.config.endpoint, "version": __version__,
             "device": str(self.engine.device), "started": self.started})
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-        log.info("esm daemon %s listening on %s (pid %d, device %s%s)", version(), self.config.endpoint,
+        log.info("esm daemon %s listening on %s (pid %d, device %s%s)", __version__, self.config.endpoint,
                  self.pid, self.engine.device, ", CURVE" if auth else "")
         try:
             self._loop(router)
@@ -297,30 +284,30 @@ class Server:
             frame = incoming.header
             if frame is None:  # e.g. a protocol 1 client's request: a header without a signature
                 if self.secret:
-                    raise Reply(P.UNAUTHORISED, NOT_SIGNED)
-                raise Reply(P.BAD_MESSAGE, "a request is a signature frame, then a header frame")
+                    raise P.ProtocolError(P.UNAUTHORISED, NOT_SIGNED)
+                raise P.ProtocolError(P.BAD_MESSAGE, "a request is a signature frame, then a header frame")
             size = frame.buffer.nbytes
             if size > self.limits.max_header_bytes:  # before decoding or hashing: the work stays bounded
                 rid = P.leading_request_id(frame.buffer, self.limits.max_header_bytes)
-                raise Reply(P.TOO_LARGE, f"header is {size} bytes; the limit is {self.limits.max_header_bytes}")
+                raise P.ProtocolError(P.TOO_LARGE, f"header is {size} bytes; the limit is {self.limits.max_header_bytes}")
             if self.secret and not P.signature_matches(self.secret, incoming.signature.buffer, frame.buffer):
                 rid = P.leading_request_id(frame.buffer, self.limits.max_header_bytes)  # the client's, to match
-                raise Reply(P.UNAUTHORISED, NOT_SIGNED)
+                raise P.ProtocolError(P.UNAUTHORISED, NOT_SIGNED)
             header = P.unpack_header(frame.buffer, self.limits.max_header_bytes)
             rid = P.request_id(header)
             if owner not in self.last_seen and len(self.last_seen) >= self.limits.max_clients:
-                raise Reply(P.TOO_MANY_CLIENTS, f"{len(self.last_seen)} other clients are active; the limit is "
+                raise P.ProtocolError(P.TOO_MANY_CLIENTS, f"{len(self.last_seen)} other clients are active; the limit is "
                                                 f"{self.limits.max_clients}: try again later")
             self.last_seen[owner] = time.monotonic()
             P.check_version(header)
             op = P.field(header, "op", str)
             handler = self._handlers().get(op)
             if handler is None:
-                raise Reply(P.UNKNOWN_OP, f"unknown operation {op!r}; known: {', '.join(P.OPS)}")
+                raise P.ProtocolError(P.UNKNOWN_OP, f"unknown operation {op!r}; known: {', '.join(P.OPS)}")
             if op != "submit":
                 incoming.pixel_frames([])  # only a submit carries pixels
             handler(owner, rid, header, incoming)
-        except (Reply, P.ProtocolError) as error:
+        except EsmError as error:  # a refusal (ProtocolError) or parameters that do not validate (ParamError)
             return rid, error.code, error.message
         except Exception as error:  # a bug in a handler must not take the daemon down
             log.exception("request failed")
@@ -332,14 +319,14 @@ class Server:
                 "heartbeat": self._heartbeat, "shutdown": self._shutdown}
 
     def _ping(self, owner: bytes, rid: Any, header: dict[str, Any], incoming: Incoming) -> None:
-        self._reply(owner, rid, {"type": "pong", "version": version(), "protocol": P.PROTOCOL_VERSION,
+        self._reply(owner, rid, {"type": "pong", "version": __version__, "protocol": P.PROTOCOL_VERSION,
                                  "pid": self.pid})
 
     def _info(self, owner: bytes, rid: Any, header: dict[str, Any], incoming: Incoming) -> None:
         running = sum(job.running and not job.ended for job in self.jobs.values())
         queued = sum(not job.running for job in self.jobs.values())
         self._reply(owner, rid, {
-            "type": "info", "version": version(), "protocol": P.PROTOCOL_VERSION, "pid": self.pid,
+            "type": "info", "version": __version__, "protocol": P.PROTOCOL_VERSION, "pid": self.pid,
             "endpoint": self.config.endpoint, "device": str(self.engine.device),
             "uptime_s": time.time() - self.started, "modes": sorted(MODES), "limits": self.limits.to_dict(),
             "caches": self.engine.cache_info(), "jobs": {"running": running, "queued": queued, **self.counts}})
@@ -351,14 +338,14 @@ class Server:
 
     def _shutdown(self, owner: bytes, rid: Any, header: dict[str, Any], incoming: Incoming) -> None:
         if not _peer_is_local(self.config.endpoint, incoming.header):
-            raise Reply(P.FORBIDDEN, "shutdown is only accepted from this machine")
+            raise P.ProtocolError(P.FORBIDDEN, "shutdown is only accepted from this machine")
         self._reply(owner, rid, {"type": "ok"})
         self.request_stop("shutdown request")
 
     def _cancel_request(self, owner: bytes, rid: Any, header: dict[str, Any], incoming: Incoming) -> None:
         job = self.jobs.get(P.field(header, "job", str))
         if job is None or job.owner != owner or job.ended:
-            raise Reply(P.UNKNOWN_JOB, "no such job of this client (it may have ended)")
+            raise P.ProtocolError(P.UNKNOWN_JOB, "no such job of this client (it may have ended)")
         self._reply(owner, rid, {"type": "ok"})
         self._cancel(job, "the job was cancelled")
 
@@ -393,56 +380,58 @@ class Server:
 
     def _submit(self, owner: bytes, rid: Any, header: dict[str, Any], incoming: Incoming) -> None:
         if self.stopping is not None:
-            raise Reply(P.SHUTTING_DOWN, "the daemon is shutting down")
+            raise P.ProtocolError(P.SHUTTING_DOWN, "the daemon is shutting down")
         if rid is None:  # its events could not be told apart
-            raise Reply(P.BAD_MESSAGE, "a submit needs an id: an int or a string of up to 128 characters")
+            raise P.ProtocolError(P.BAD_MESSAGE, "a submit needs an id: an int or a string of up to 128 characters")
         limits = self.limits
         mode = P.field(header, "mode", str)
         params = P.field(header, "params", dict, {})
         described = P.field(header, "images", dict, {})
         preview_every_s = P.field(header, "preview_every_s", (int, float, type(None)), None)
         if preview_every_s is not None and not preview_every_s >= 0.05:  # also refuses NaN
-            raise Reply(P.BAD_MESSAGE, "preview_every_s must be at least 0.05")
+            raise P.ProtocolError(P.BAD_MESSAGE, "preview_every_s must be at least 0.05")
         if len(described) > limits.max_images:
-            raise Reply(P.TOO_LARGE, f"{len(described)} images; the limit is {limits.max_images}")
+            raise P.ProtocolError(P.TOO_LARGE, f"{len(described)} images; the limit is {limits.max_images}")
         if not all(isinstance(name, str) for name in described):
-            raise Reply(P.BAD_MESSAGE, "image names must be strings")
+            raise P.ProtocolError(P.BAD_MESSAGE, "image names must be strings")
         declared = [P.check_descriptor(d, limits.max_pixels, f"image {name!r}") for name, d in described.items()]
         sizes = {frame: width * height * channels for width, height, channels, frame in declared}
         if sorted(sizes) != list(range(1, len(declared) + 1)):
-            raise Reply(P.BAD_MESSAGE, "the images must use frames 1.. in turn, each exactly once")
+            raise P.ProtocolError(P.BAD_MESSAGE, "the images must use frames 1.. in turn, each exactly once")
         frames = [incoming.header, *incoming.pixel_frames([sizes[n] for n in sorted(sizes)])]
         images = {name: P.image_from_frames(d, frames, limits.max_pixels, f"image {name!r}")
                   for name, d in described.items()}
         try:
-            parsed = parse_job(mode, params, frozenset(images))
-        except Exception as error:  # ParamError, and TypeErrors from oddly typed values
-            raise Reply(P.BAD_PARAMS, str(error) or type(error).__name__) from None
-        output_pixels = self._check_output_size(parsed, images.values())
-        self._check_memory(parsed, output_pixels, images.values())
+            parsed = parse_job(mode, params, images)  # the one parse: the worker runs this Job
+        except EsmError:
+            raise
+        except Exception as error:  # TypeErrors from oddly typed values
+            raise P.ProtocolError(P.BAD_PARAMS, str(error) or type(error).__name__) from None
+        output_pixels = self._check_output_size(parsed.params, images.values())
+        self._check_memory(parsed.params, output_pixels, images.values())
         if self.worker.queued() >= limits.max_queue:
-            raise Reply(P.BUSY, f"{limits.max_queue} jobs are already waiting; try again later")
-        job = JobRecord(uuid.uuid4().hex, owner, rid, mode, params,
-                        {name: to_array(image).copy() for name, image in images.items()},  # frees the frames
+            raise P.ProtocolError(P.BUSY, f"{limits.max_queue} jobs are already waiting; try again later")
+        job = JobRecord(uuid.uuid4().hex, owner, rid,
+                        parsed.with_images({name: to_array(image).copy() for name, image in images.items()}),  # frees the frames
                         preview_every_s, output_pixels)
         self.jobs[job.id] = job
         self._reply(owner, rid, {"type": "accepted", "job": job.id, "queued": self.worker.queued()})
         self.worker.enqueue(job)
 
-    def _check_output_size(self, parsed: Any, images: Any) -> int:
-        """The job's output pixels (``esm_api.jobs.output_size``), if within the limit."""
-        width, height = output_size(parsed, ((image.width, image.height) for image in images))
+    def _check_output_size(self, params: ModeParams, images: Any) -> int:
+        """The job's output pixels (``esm_contract.jobs.output_size``), if within the limit."""
+        width, height = output_size(params, ((image.width, image.height) for image in images))
         if width * height > self.limits.max_output_pixels:
-            raise Reply(P.TOO_LARGE, f"output {width}x{height} = {width * height} pixels; the limit is "
+            raise P.ProtocolError(P.TOO_LARGE, f"output {width}x{height} = {width * height} pixels; the limit is "
                                      f"{self.limits.max_output_pixels}")
         return width * height
 
-    def _check_memory(self, parsed: Any, output_pixels: int, images: Any) -> None:
+    def _check_memory(self, params: ModeParams, output_pixels: int, images: Any) -> None:
         """Refuses a job whose estimated peak memory is more than the device has."""
-        needed = estimate_peak_bytes(output_pixels * getattr(parsed, "count", 1),
+        needed = estimate_peak_bytes(output_pixels * getattr(params, "count", 1),
                                      sum(image.width * image.height for image in images))
         if self.limits.memory_bytes and needed > self.limits.memory_bytes:
-            raise Reply(P.TOO_LARGE, f"the job would need about {needed / 2**30:.1f} GiB at its peak (estimate); "
+            raise P.ProtocolError(P.TOO_LARGE, f"the job would need about {needed / 2**30:.1f} GiB at its peak (estimate); "
                                      f"the {self.engine.device.type} has {self.limits.memory_bytes / 2**30:.1f} GiB: "
                                      f"try a smaller size")
 

@@ -1,4 +1,4 @@
-"""Where the daemon keeps its files: the runtime folder (esm_api.runtime: the pid/endpoint
+"""Where the daemon keeps its files: the runtime folder (esm_client.runtime: the pid/endpoint
 record and the secret), state (log) and config (CURVE keys) folders from platformdirs, one
 record, secret and log per endpoint."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 import platformdirs
 
-from esm_api.runtime import APP, file_name, runtime_dir, secret_path
+from esm_client.runtime import APP, file_name, runtime_dir, secret_path
 
 KEYS_DIR_ENV = "ESM_KEYS_DIR"
 

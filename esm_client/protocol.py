@@ -12,51 +12,23 @@ import hashlib
 import hmac
 import ipaddress
 import math
-import os
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import msgpack
 
+from esm_contract.errors import (  # noqa: F401  (the codes are part of the protocol: P.BAD_MESSAGE, ...)
+    BAD_MESSAGE, BAD_PARAMS, BAD_VERSION, BUSY, CANCELLED, FORBIDDEN, JOB_FAILED, OUT_OF_MEMORY, SHUTTING_DOWN,
+    TOO_LARGE, TOO_MANY_CLIENTS, UNAUTHORISED, UNAVAILABLE, UNKNOWN_JOB, UNKNOWN_OP, ProtocolError)
+from esm_contract.images import CHANNELS, RawImage
+
+from .runtime import DEFAULT_ENDPOINT, ENDPOINT_ENV, default_endpoint  # noqa: F401  (P.default_endpoint, ...)
+
 PROTOCOL_VERSION = 2  # 2: requests start with a signature frame
-DEFAULT_ENDPOINT = "tcp://127.0.0.1:5571"
-ENDPOINT_ENV = "ESM_ENDPOINT"
-CHANNELS = (1, 3, 4)
 
 # Request operations and reply/event types (the "op" and "type" fields).
 OPS = ("ping", "info", "submit", "cancel", "heartbeat", "shutdown")
 REPLY_TYPES = ("pong", "info", "ok", "heartbeat", "accepted", "progress", "result", "cancelled", "error")
-
-# Error codes (the "code" field of an error reply).
-UNAUTHORISED = "unauthorised"  # the request's signature is not made with the daemon's secret
-BAD_MESSAGE = "bad_message"  # not a msgpack map, wrong field types, frames not as described
-BAD_VERSION = "bad_version"  # "v" is not a protocol version this daemon speaks
-UNKNOWN_OP = "unknown_op"
-TOO_LARGE = "too_large"  # header, image or output over the daemon's limits
-BAD_PARAMS = "bad_params"  # the job does not validate (esm_api.jobs / esm_api.params)
-BUSY = "busy"  # the job queue is full
-TOO_MANY_CLIENTS = "too_many_clients"  # max_clients other connections are active
-UNKNOWN_JOB = "unknown_job"  # cancel of a job that is not this client's or already ended
-FORBIDDEN = "forbidden"  # shutdown from a non-local peer
-SHUTTING_DOWN = "shutting_down"
-JOB_FAILED = "job_failed"  # the engine raised; message says what
-OUT_OF_MEMORY = "out_of_memory"
-CANCELLED = "cancelled"  # used by clients for a cancelled job (the daemon sends type "cancelled")
-UNAVAILABLE = "unavailable"  # used by clients: no daemon answered
-
-
-class ProtocolError(ValueError):
-    """A message breaks the protocol; ``code`` is one of the error codes above."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-def default_endpoint(explicit: str | None = None) -> str:
-    """The endpoint to use: an explicit one, else $ESM_ENDPOINT, else the default."""
-    return explicit or os.environ.get(ENDPOINT_ENV) or DEFAULT_ENDPOINT
 
 
 def endpoint_host(endpoint: str) -> str | None:
@@ -81,40 +53,6 @@ def is_loopback(endpoint: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:  # "*", an interface name or a host name: could be reachable from outside
         return False
-
-
-@dataclass(frozen=True)
-class RawImage:
-    """An image as on the wire: ``height`` rows of ``width`` pixels of ``channels`` interleaved
-    uint8 samples (1 grey, 3 RGB, 4 RGBA), top row first. ``data`` is any bytes-like object
-    (bytes, bytearray, memoryview) of exactly width * height * channels bytes."""
-
-    width: int
-    height: int
-    channels: int
-    data: Any
-
-    def __post_init__(self) -> None:
-        for name in ("width", "height", "channels"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"image {name} must be a positive integer, got {value!r}")
-        if self.channels not in CHANNELS:
-            raise ValueError(f"image channels must be 1, 3 or 4, got {self.channels}")
-        size = memoryview(self.data).nbytes
-        if size != self.nbytes:
-            raise ValueError(f"image data has {size} bytes; {self.width}x{self.height}x{self.channels} "
-                             f"needs {self.nbytes}")
-
-    @property
-    def nbytes(self) -> int:
-        return self.width * self.height * self.channels
-
-    def descriptor(self, frame: int) -> dict[str, int]:
-        return {"width": self.width, "height": self.height, "channels": self.channels, "frame": frame}
-
-    def __repr__(self) -> str:  # never dump megabytes of pixels
-        return f"RawImage({self.width}x{self.height}x{self.channels})"
 
 
 @dataclass(frozen=True)

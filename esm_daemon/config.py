@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from esm_api import protocol as P
+from esm_client import protocol as P
 
 from . import keys as K
 from . import paths
