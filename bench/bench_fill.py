@@ -1,8 +1,8 @@
 """Hole filling against the truth: ESM fill versus OpenCV's Telea inpainting.
 
-Holes of several sizes and shapes are cut out of real texture photos (/work/shared/textures,
-central 192x192 crops), so what belongs in them is known. Each hole is filled by
-``esm fill`` (the engine, default settings: 4 phases x 10 iterations, context 64) and by
+Holes of several sizes and shapes are cut out of real texture photos (shared/textures beside
+the repository, or $ESM_TEXTURES: bench/paths.py; central 192x192 crops), so what belongs in
+them is known. Each hole is filled by ``esm fill`` (the engine, default settings: 4 phases x 10 iterations, context 64) and by
 ``cv2.inpaint`` (Telea, radius 5); the copy that ESM starts from (esm_core.fillstart, no
 optimisation) is scored as well, to show what the optimisation changes. Scores
 (esm_core.evaluate):
@@ -31,7 +31,8 @@ from typing import Callable
 
 import numpy as np
 
-TEXTURES = Path("/work/shared/textures")
+from paths import TEXTURES  # bench/paths.py (this folder is sys.path[0])
+
 DEFAULT_TEXTURES = ("etr_grass03.png", "sh3d_roughcast.png", "sh3d_pebbles.png", "lo_coffee_beans.png",
                     "oa_diamond_plate.png", "lo_fence.png")
 CROP = 192

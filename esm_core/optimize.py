@@ -2,13 +2,39 @@
 loss evaluations, no early stopping."""
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
+import sys
 import threading
+from pathlib import Path
+from types import ModuleType
 from typing import Callable
 
 import numpy as np
+import scipy
 import torch
-from scipy.optimize import _lbfgsb
 from threadpoolctl import threadpool_limits
+
+
+def _load_lbfgsb() -> ModuleType:
+    """scipy's compiled L-BFGS-B routine without ``scipy.optimize``'s package, whose import
+    (linalg, sparse, fft, special, the array-API layer) took 0.4-0.75 s of every run's start
+    for nothing we use (docs/performance.md, "Start-up"). The extension needs only numpy; it
+    is registered under its own name, so a later ``import scipy.optimize`` shares it."""
+    name = "scipy.optimize._lbfgsb"
+    if name in sys.modules:
+        return sys.modules[name]
+    folder = Path(scipy.__file__).parent / "optimize"
+    path = next(path for suffix in importlib.machinery.EXTENSION_SUFFIXES
+                if (path := folder / f"_lbfgsb{suffix}").is_file())
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return sys.modules.setdefault(name, module)
+
+
+_lbfgsb = _load_lbfgsb()
 
 HISTORY = 5
 PIXEL_MIN, PIXEL_MAX = 0.0, 255.0

@@ -55,3 +55,18 @@ def test_the_client_side_never_imports_torch_or_numpy() -> None:
             "print(sorted(m for m in ('torch', 'numpy', 'scipy', 'PIL') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_a_cli_job_run_on_a_daemon_loads_no_torch_in_the_client(daemon, tmp_path) -> None:  # noqa: ANN001
+    """`esm synth` through a daemon: the result arrives, and the client process never imported torch."""
+    from pathlib import Path
+
+    exemplar = Path(__file__).resolve().parents[1] / "esm_core" / "data" / "grass.png"
+    output = tmp_path / "out.png"
+    code = ("import sys; from esm_cli.main import main; "
+            f"status = main(['synth', {str(exemplar)!r}, '--size', '32x32', '--phases', '1', '--iterations', '2', "
+            f"'-o', {str(output)!r}, '--daemon', '--endpoint', {daemon.endpoint!r}, '-q']); "
+            "print(status, 'torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=daemon.env, timeout=300)
+    assert done.stdout.split()[-2:] == ["0", "False"], done.stderr
+    assert output.is_file()

@@ -173,7 +173,7 @@ def test_failed_autostart_is_a_clear_error(gimp, input_png: Path) -> None:
     result = gimp.run({"image": str(input_png), "procedure": "esm-texture-from-selection",
                        "args": {**FAST, "endpoint": endpoint, "autostart": True}})
     assert result["status"] == "execution-error"
-    assert result["message"].startswith("ESM Texture from Selection: cannot run ")
+    assert result["message"].startswith("ESM Texture from Selection: Cannot run ")
     assert "to start the ESM daemon" in result["message"] and "Traceback" not in result["message"]
 
 
