@@ -1,6 +1,6 @@
 """What the GIMP and the Krita plug-in share, so they behave alike: the installer's
-configuration and the endpoint to use, the quality presets, the fill's margin, and the
-text of an error. Standard library and the contract only (no host-app imports, no pyzmq or msgpack: a
+configuration and the endpoint to use, the quality presets, the parameters' ranges (from
+esm_contract.schema), the fill's margin, and the text of an error. Standard library and the contract only (no host-app imports, no pyzmq or msgpack: a
 plug-in can report a broken installation with it): each
 plug-in's host adapter calls these.
 """
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from esm_contract.errors import DaemonError, DaemonUnavailable, JobCancelled, JobFailed
 from esm_contract.params import PRESETS
+from esm_contract.schema import Param
 
 from .runtime import DEFAULT_ENDPOINT, ENDPOINT_ENV
 
@@ -79,6 +80,14 @@ def preset_fields(preset: str) -> dict[str, int]:
         raise PluginError(f"Unknown quality preset {preset!r}; choose one of {', '.join(PRESETS)}.")
     phases, iterations = PRESETS[preset]
     return {"phases": phases, "iterations": iterations}
+
+
+def ui_range(param: Param) -> tuple[float, float]:
+    """The range a plug-in offers for a number parameter (esm_contract.schema): its bounds,
+    ``ui_high`` where it has no upper one."""
+    high = param.high if param.high is not None else param.ui_high
+    assert param.low is not None and high is not None, f"{param.name} needs a range for the plug-ins"
+    return param.low, high
 
 
 def fill_margin(hole_width: int, hole_height: int, requested: int = 0) -> int:

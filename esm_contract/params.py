@@ -2,51 +2,43 @@
 the daemon and the plug-ins share.
 
 Standard library only: the plug-ins vendor this package into GIMP's and Krita's
-bundled Pythons, which have no numpy or torch.  Every field is validated here, so
-bad input is refused with one clear message before any work starts, wherever the
-job came from.  ``to_dict``/``from_dict`` give the wire form (msgpack-friendly).
+bundled Pythons, which have no numpy or torch.  Every field is validated on construction
+by its entry in the schema (esm_contract.schema: kind, range, help), so bad input is
+refused with one clear message before any work starts, wherever the job came from, and
+an invalid params object cannot exist.  ``to_dict``/``from_dict`` give the wire form
+(msgpack-friendly).  The fields every mode shares are declared once, in ``JobParams``;
+a mode's class adds its own and overrides the defaults that differ.
 """
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping, TypeVar
 
-from .errors import ParamError
+from .errors import ParamError  # noqa: F401  (raised by this module; callers import it from here too)
+from .schema import FILL, LAYER_NAMES, MAX_SIDE, NETWORK, SCHEMAS, TEXTURE, VARIANTS
+from .schema import require as _require
 
-ACTIVATIONS = ("elu", "relu", "lrelu")
-DOWNSAMPLES = ("strided", "avg", "max")
-INITS = ("glorot", "orthogonal")
-LOSSES = ("patches", "gram")
-MATCHINGS = ("exact", "fast")
+ACTIVATIONS = NETWORK["activation"].choices
+DOWNSAMPLES = NETWORK["downsample"].choices
+INITS = NETWORK["init"].choices
+LOSSES = TEXTURE["loss"].choices
+MATCHINGS = TEXTURE["matching"].choices
 DEVICES = ("auto", "cpu", "cuda", "mps")
-# Layer names follow the reference table: "<block>_<index>", e.g. "3_1" is conv3_1.
-LAYER_NAMES = ("1_1", "1_2", "2_1", "2_2", "3_1", "3_2", "3_3", "4_1", "4_2", "4_3")
 
 # Quality presets offered by the plug-ins: (phases, iterations). "balanced" is the blog's setting.
 PRESETS: dict[str, tuple[int, int]] = {"draft": (3, 6), "balanced": (4, 10), "best": (4, 25)}
 
-MAX_SIDE = 8192  # a hard sanity bound; the daemon enforces its own (smaller) pixel limits
 
-
-def _require(ok: bool, message: str) -> None:
-    if not ok:
-        raise ParamError(message)
-
-
-def _finite(name: str, value: float, low: float | None = None, high: float | None = None) -> None:
-    _require(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
-             f"{name} must be a finite number, got {value!r}")
-    if low is not None:
-        _require(value >= low, f"{name} must be >= {low}, got {value}")
-    if high is not None:
-        _require(value <= high, f"{name} must be <= {high}, got {value}")
-
-
-def _integer(name: str, value: int, low: int, high: int) -> None:
-    _require(isinstance(value, int) and not isinstance(value, bool), f"{name} must be an integer, got {value!r}")
-    _require(low <= value <= high, f"{name} must be between {low} and {high}, got {value}")
+def _check_fields(params: Any) -> None:
+    """Every field of ``params`` by its class's schema (esm_contract.schema.SCHEMAS)."""
+    schema = SCHEMAS[type(params).__name__]
+    for f in fields(params):
+        value = getattr(params, f.name)
+        if f.name == "network":
+            _require(isinstance(value, NetworkParams), "network must be a map of network parameters")
+        else:
+            schema[f.name].check(value)
 
 
 def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -89,19 +81,14 @@ class NetworkParams:
         self.validate()  # an invalid params object cannot exist: every construction checks
 
     def validate(self) -> None:
-        _choice("activation", self.activation, ACTIVATIONS)
-        _choice("downsample", self.downsample, DOWNSAMPLES)
-        _finite("units", self.units, 1 / 48, 16)
-        _integer("depth", self.depth, 1, 3)
-        _choice("init", self.init, INITS)
-        _integer("network seed", self.seed, 0, 2**32 - 1)
+        _check_fields(self)
 
 
 @dataclass(frozen=True)
-class SynthesisParams:
-    """Texture synthesis. The defaults are the best measured configuration (docs/quality.md):
-    the blog's Neural Patches settings plus a sliced Wasserstein term on the fine layers and
-    one layout phase; ``SYNTHESIS_PRESETS["reference"]`` turns those off (the blog's pipeline)."""
+class JobParams:
+    """What every mode shares (esm_contract.schema's OUTPUT, SCHEDULE and STYLE groups, and
+    the network). The defaults are texture synthesis's; a mode's class overrides those that
+    differ."""
 
     width: int | None = None  # None: the exemplar's width
     height: int | None = None
@@ -110,8 +97,23 @@ class SynthesisParams:
     phases: int = 4
     iterations: int = 10
     style_weight: float = 100.0
-    variety: float = 0.1
     smoothness: float = 0.0  # the reference's 0.1 blurred the fine detail away (docs/quality.md)
+    network: NetworkParams = field(default_factory=NetworkParams)
+
+    def __post_init__(self) -> None:
+        self.validate()  # an invalid params object cannot exist: every construction checks
+
+    def validate(self) -> None:
+        _check_fields(self)
+
+
+@dataclass(frozen=True)
+class SynthesisParams(JobParams):
+    """Texture synthesis. The defaults are the best measured configuration (docs/quality.md):
+    the blog's Neural Patches settings plus a sliced Wasserstein term on the fine layers and
+    one layout phase; ``SYNTHESIS_PRESETS["reference"]`` turns those off (the blog's pipeline)."""
+
+    variety: float = 0.1
     layers: tuple[str, ...] = ("3_1", "4_1")
     loss: str = "patches"
     matching: str = "fast"  # within 5 % of exact's scores, 5x faster at 512x512 (docs/performance.md)
@@ -123,38 +125,12 @@ class SynthesisParams:
     layout_phases: int = 1
     # keeps patches from matching the exemplar at one offset over large regions: no verbatim copies
     copy_penalty: float = 0.05
-    network: NetworkParams = field(default_factory=NetworkParams)
-
-    def __post_init__(self) -> None:
-        self.validate()
 
     def validate(self) -> None:
-        for name in ("width", "height"):
-            value = getattr(self, name)
-            if value is not None:
-                _integer(name, value, 1, MAX_SIDE)
-        _require(isinstance(self.tileable, bool), "tileable must be true or false")
-        _integer("seed", self.seed, 0, 2**32 - 1)
-        _integer("phases", self.phases, 1, 8)
-        _integer("iterations", self.iterations, 1, 10_000)
-        _finite("style weight", self.style_weight, 0)
-        _finite("variety", self.variety, 0)
-        _finite("smoothness", self.smoothness, 0)
-        _require(isinstance(self.layers, tuple) and len(self.layers) > 0, "layers must name at least one layer")
-        for name in self.layers:
-            _choice("layer", name, LAYER_NAMES)
-        _choice("loss", self.loss, LOSSES)
-        _choice("matching", self.matching, MATCHINGS)
-        _finite("swd weight", self.swd_weight, 0)
-        _require(isinstance(self.swd_layers, tuple), "swd layers must be a list of layers")
-        for name in self.swd_layers:
-            _choice("swd layer", name, LAYER_NAMES)
+        super().validate()
         _require(self.swd_weight == 0 or len(self.swd_layers) > 0, "a swd weight needs at least one swd layer")
-        _integer("layout phases", self.layout_phases, 0, 8)
-        _finite("copy penalty", self.copy_penalty, 0)
         _require(self.layout_phases == 0 or self.swd_weight > 0,
                  "layout phases match feature distributions: they need a swd weight above 0")
-        self.network.validate()
 
 
 # Named sets of SynthesisParams values (esm synth --preset). "reference" is the Extreme Style
@@ -207,7 +183,7 @@ def from_dict(cls: type[P], data: Mapping[str, Any] | None, base: P | None = Non
     return dataclasses.replace(defaults, **kwargs)  # validates (__post_init__)
 
 
-FILL_OUTPUTS = ("composite", "layer")
+FILL_OUTPUTS = FILL["output"].choices
 
 
 @dataclass(frozen=True)
@@ -229,29 +205,26 @@ class FillParams(SynthesisParams):
         _require(self.width is None and self.height is None,
                  "fill takes no width/height: the result has the input image's size")
         super().validate()
-        _integer("context", self.context, 1, MAX_SIDE)
-        _choice("output", self.output, FILL_OUTPUTS)
         _require(self.loss == "patches", "fill needs loss=patches: the Gram loss cannot be limited to the hole")
         _require(self.swd_weight == 0 and self.layout_phases == 0,
                  "fill does not use the distribution term: swd weight and layout phases must be 0")
         _require(self.copy_penalty == 0, "fill does not use the copy penalty: copy penalty must be 0")
 
 
-VARIANT_MODES = ("variant", "fantasy", "none")
-LEVELS = ("auto", "on", "off")
-VARIANT_INITS = ("content", "noise")
-MAX_VARIANTS = 64
+VARIANT_MODES = VARIANTS["mode"].choices
+LEVELS = VARIANTS["levels"].choices
+VARIANT_INITS = VARIANTS["init"].choices
+MAX_VARIANTS = int(VARIANTS["count"].high)
 
 
 @dataclass(frozen=True)
-class VariantParams:
+class VariantParams(JobParams):
     """Style variants, fantasy styles and style transfer from randomised Gram matrices
     (``esm variants``, mode "variants"; docs/variants.md). Image i of ``count`` has the seed
     ``seed + i``, which draws its randomised Gram targets and its starting noise."""
 
     mode: str = "variant"
     count: int = 4
-    seed: int = 0
     low: float = 0.1  # variant: each eigenvector element times a factor from U[low, high]
     high: float = 1.9
     layers: tuple[str, ...] = ("3_2",)  # the randomised Gram layer(s); one conv3_x layer worked best
@@ -259,9 +232,7 @@ class VariantParams:
     original: bool = False  # also return the unrandomised style's synthesis, first
     levels: str = "auto"  # per-channel percentile stretch; auto = on for fantasy only
     level_clip: float = 0.5  # percent of each channel clipped at either end
-    width: int | None = None  # None: the content's size, else the style's
-    height: int | None = None
-    tileable: bool = False
+    # JobParams' fields, with the variants' defaults: width/height None = the content's size, else the style's
     phases: int = 3
     iterations: int = 30
     style_weight: float = 1e6
@@ -275,34 +246,8 @@ class VariantParams:
     # max pooling: a Gram loss on the strided network gives streaky noise (measured, docs/variants.md)
     network: NetworkParams = field(default_factory=lambda: NetworkParams(downsample="max"))
 
-    def __post_init__(self) -> None:
-        self.validate()
-
     def validate(self) -> None:
-        _choice("mode", self.mode, VARIANT_MODES)
-        _integer("count", self.count, 1, MAX_VARIANTS)
-        _integer("seed", self.seed, 0, 2**32 - self.count)
-        _finite("low", self.low, 0)
-        _finite("high", self.high, self.low)
-        _require(isinstance(self.layers, tuple) and len(self.layers) > 0, "layers must name at least one layer")
-        _require(isinstance(self.base_layers, tuple), "base layers must be a list of layers")
-        for name in self.layers + self.base_layers:
-            _choice("layer", name, LAYER_NAMES)
+        super().validate()
+        _require(self.seed <= 2**32 - self.count, f"seed must be between 0 and {2**32 - self.count}, got {self.seed}")
+        _require(self.high >= self.low, f"high must be >= {self.low}, got {self.high}")
         _require(not set(self.layers) & set(self.base_layers), "a layer cannot be both randomised and a base layer")
-        _require(isinstance(self.original, bool), "original must be true or false")
-        _choice("levels", self.levels, LEVELS)
-        _finite("level clip", self.level_clip, 0, 49)
-        for name in ("width", "height"):
-            value = getattr(self, name)
-            if value is not None:
-                _integer(name, value, 1, MAX_SIDE)
-        _require(isinstance(self.tileable, bool), "tileable must be true or false")
-        _integer("phases", self.phases, 1, 8)
-        _integer("iterations", self.iterations, 1, 10_000)
-        _finite("style weight", self.style_weight, 0)
-        _finite("smoothness", self.smoothness, 0)
-        _finite("content weight", self.content_weight, 0)
-        _choice("content layer", self.content_layer, LAYER_NAMES)
-        _choice("init", self.init, VARIANT_INITS)
-        _integer("batch", self.batch, 1, MAX_VARIANTS)
-        self.network.validate()

@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from esm_contract import params as P
+from esm_contract import schema as S
 from esm_contract.images import MASK_THRESHOLD
 from esm_contract.jobs import Job
 from esm_cli.checks import check_output_file, check_size, read_image
 from esm_cli.errors import user_errors
-from esm_cli.options import add_daemon_options, add_synthesis_options, synthesis_params
+from esm_cli.options import add_daemon_options, add_param, add_synthesis_options, synthesis_params
 from esm_cli.runner import run_job, wrote
 
 if TYPE_CHECKING:
@@ -32,8 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "colour masks count by brightness, transparent pixels as black")
     parser.add_argument("-o", "--output", type=Path, required=True, help="output image (PNG recommended)")
     parser.add_argument("--source", type=Path, help="take the texture from this image instead of the surroundings")
-    parser.add_argument("--context", type=int, default=defaults.context, metavar="PX",
-                        help="width of the band around the hole whose texture is continued (default %(default)s)")
+    add_param(parser, S.FILL["context"], defaults.context, metavar="PX")
     parser.add_argument("--output-layer", action="store_true",
                         help="write only the filled pixels, as RGBA with everything else transparent")
     add_synthesis_options(parser, defaults, size=False, distribution=False)

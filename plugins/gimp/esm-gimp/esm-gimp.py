@@ -23,8 +23,9 @@ from gi.repository import Gegl, Gimp, GimpUi, GLib, GObject  # noqa: E402
 
 import esm_gimp_daemon as daemon  # noqa: E402  (the plug-in's folder is sys.path[0]; puts vendor/ on sys.path)
 import esm_gimp_pixels as pixels  # noqa: E402
-from esm_client.plugin import DEFAULT_PRESET, PluginError, fill_margin, preset_fields  # noqa: E402  (stdlib only)
-from esm_contract.params import MAX_SIDE, PRESETS, SynthesisParams  # noqa: E402
+from esm_client.plugin import DEFAULT_PRESET, PluginError, fill_margin, preset_fields, ui_range  # noqa: E402
+from esm_contract.params import MAX_SIDE, PRESETS, SynthesisParams  # noqa: E402  (stdlib only)
+from esm_contract import schema  # noqa: E402
 
 TEXTURE = "esm-texture-from-selection"
 FILL = "esm-fill-selection"
@@ -48,16 +49,16 @@ def _add_arguments(procedure, name):
         quality.add(preset, index, f"{preset.capitalize()} ({phases} scales x {iterations} steps)", "")
     procedure.add_choice_argument("quality", "_Quality", "Quality preset: scales (phases) and steps per scale",
                                   quality, DEFAULT_PRESET, RW)
-    procedure.add_int_argument("phases", "_Phases (0: from quality)", "Number of scales, coarse to fine",
-                               0, 8, 0, RW)
-    procedure.add_int_argument("iterations", "_Iterations (0: from quality)", "Optimiser steps per scale",
-                               0, 10000, 0, RW)
-    procedure.add_double_argument("style-weight", "St_yle weight", "Weight of the style (patch) loss",
-                                  0.0, 1e6, defaults.style_weight, RW)
-    procedure.add_double_argument("variety", "_Variety", "Penalty on reusing the same exemplar patches",
-                                  0.0, 100.0, defaults.variety, RW)
-    procedure.add_double_argument("smoothness", "S_moothness", "Total-variation weight (less noise)",
-                                  0.0, 100.0, defaults.smoothness, RW)
+    # Ranges and help from the schema (esm_contract.schema); phases and iterations 0 = the preset's.
+    procedure.add_int_argument("phases", "_Phases (0: from quality)", schema.SCHEDULE["phases"].help,
+                               0, int(ui_range(schema.SCHEDULE["phases"])[1]), 0, RW)
+    procedure.add_int_argument("iterations", "_Iterations (0: from quality)", schema.SCHEDULE["iterations"].help,
+                               0, int(ui_range(schema.SCHEDULE["iterations"])[1]), 0, RW)
+    for argument, label, param in (("style-weight", "St_yle weight", schema.STYLE["style_weight"]),
+                                   ("variety", "_Variety", schema.TEXTURE["variety"]),
+                                   ("smoothness", "S_moothness", schema.STYLE["smoothness"])):
+        procedure.add_double_argument(argument, label, param.help, *ui_range(param),
+                                      getattr(defaults, param.name), RW)
     if name == FILL:
         procedure.add_int_argument("context", "Conte_xt (px, 0: automatic)",
                                    "Band around the selection whose patches fill it (0: as wide as the "

@@ -19,10 +19,12 @@ from esm_contract.jobs import parse_job
 from esm_client.plugin import DEFAULT_PRESET, PluginError, fill_margin, preset_fields
 from esm_client.protocol import RawImage
 from esm_contract.errors import ParamError
+from esm_contract.params import SynthesisParams
 
 from . import document, pixels
 from .document import Region
 
+_TEXTURE = SynthesisParams()
 TEXTURE = "texture"
 FILL = "fill"
 
@@ -37,8 +39,8 @@ class Options:
     tiles_y: int = 1
     seed: int = 0
     preset: str = DEFAULT_PRESET
-    variety: float = 0.1
-    style_weight: float = 100.0
+    variety: float = _TEXTURE.variety  # the engine's defaults (esm_contract.params)
+    style_weight: float = _TEXTURE.style_weight
 
     def synthesis_fields(self) -> dict[str, Any]:
         return {"seed": self.seed, **preset_fields(self.preset),
