@@ -14,7 +14,7 @@ docs/performance.md records what each part gave.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Callable, Protocol
 
 import torch
@@ -48,7 +48,7 @@ class FeatureMatcher(Protocol):
 
     def match_features(self, features: torch.Tensor, layer: Any, variety: float,
                        style_history: torch.Tensor | None, circular: bool,
-                       select: torch.Tensor | None, state: dict[str, Any]) -> MatchResult: ...
+                       select: torch.Tensor | None, state: SearchState) -> MatchResult: ...
 
 
 def match_exact_backoff(current: torch.Tensor, style: torch.Tensor, variety: float = 0.0,
@@ -176,6 +176,37 @@ class _Grid:
         return y.clamp_(0, self.rows - 1).mul_(self.cols).add_(x.clamp_(0, self.cols - 1))
 
 
+Grids = tuple[tuple[int, int], tuple[int, int]]  # (image patch grid, style patch grid)
+
+
+@dataclass
+class SearchState:
+    """One style layer's search state, kept by ``PatchLoss`` from one evaluation to the next
+    and, shared between a run's phases, from one phase to the next. ``forward``: a style grid
+    position per image patch; ``reverse``: an image grid position per style patch (the search
+    from the style side); the ``*_start`` ones: a coarser phase's, rescaled to this phase's
+    grids, to start from."""
+
+    grids: Grids | None = None  # the grids the matches belong to
+    forward: torch.Tensor | None = None
+    reverse: torch.Tensor | None = None
+    forward_start: torch.Tensor | None = None
+    reverse_start: torch.Tensor | None = None
+    generator: torch.Generator | None = None
+    positions: tuple[_Grid, _Grid] | None = None  # the grids' position helpers
+
+    def reset(self, **values: Any) -> None:
+        """Forgets everything, then holds ``values`` (a new phase's grids, or an exact search's matches)."""
+        for item in fields(self):
+            setattr(self, item.name, values.get(item.name))
+
+    def start(self, key: str) -> tuple[torch.Tensor | None, bool]:
+        """(start matches of the ``key`` ("forward"/"reverse") search, whether they are this
+        phase's own): the previous evaluation's, else the coarser phase's, else none."""
+        own = getattr(self, key)
+        return (own, True) if own is not None else (getattr(self, key + "_start"), False)
+
+
 def rescale_matches(matches: torch.Tensor, old: tuple[tuple[int, int], tuple[int, int]],
                     new: tuple[tuple[int, int], tuple[int, int]]) -> torch.Tensor:
     """A coarser phase's matches as a start for this phase: ``matches`` maps each position of
@@ -296,7 +327,7 @@ class PatchMatcher:
 
     def match_features(
         self, features: torch.Tensor, layer: Any, variety: float, style_history: torch.Tensor | None,
-        circular: bool, select: torch.Tensor | None, state: dict[str, Any],
+        circular: bool, select: torch.Tensor | None, state: SearchState,
     ) -> MatchResult:
         """Matches every 3x3 patch of ``features`` (1, C, H, W; ``select`` picks the patches
         reported) against ``layer`` (a StyleLayer with ``grid``). ``state`` carries the
@@ -306,7 +337,7 @@ class PatchMatcher:
                                                            select, state, budget), self.budget_bytes)
 
     def _match(self, features: torch.Tensor, layer: Any, variety: float, style_history: torch.Tensor | None,
-               circular: bool, select: torch.Tensor | None, state: dict[str, Any], budget: int) -> MatchResult:
+               circular: bool, select: torch.Tensor | None, state: SearchState, budget: int) -> MatchResult:
         height, width = features.shape[-2:]
         shape = (height, width) if circular else (height - 2, width - 2)
         if 2.0 * shape[0] * shape[1] * layer.normalised.numel() <= self.exact_below:
@@ -314,18 +345,18 @@ class PatchMatcher:
             result = match_exact(current if select is None else current[select], layer.normalised, variety,
                                  style_history, budget)
             if select is None:  # the next, finer phase starts from these
-                state.clear()
-                state.update(shape=(shape, layer.grid), forward=result.indices if layer.positions is None
-                             else layer.positions[result.indices])
+                state.reset(grids=(shape, layer.grid), forward=result.indices if layer.positions is None
+                            else layer.positions[result.indices])
             return result
         index = style_index(layer, self.dims, self.similar, budget)
         device = features.device
         padded = patch_map(features, circular)  # once for the projection and the re-scoring
         query, query_norms = project_patches(padded, index.weight)
-        if state.get("shape") != (shape, index.grid):
+        if state.grids != (shape, index.grid):
             self._new_phase(state, (shape, index.grid), device)
-        current_grid, style_grid = state["grids"]
-        generator = state["generator"]
+        assert state.positions is not None and state.generator is not None
+        current_grid, style_grid = state.positions
+        generator = state.generator
         chosen = torch.arange(len(query), device=device)
         if select is not None:
             chosen = chosen[select]
@@ -350,7 +381,7 @@ class PatchMatcher:
             matches, raw = candidates.gather(1, where)[:, 0], raw.gather(1, where)[:, 0]
         else:
             matches, raw = candidates[:, 0], scores[:, 0] + _take(bias, candidates[:, 0])
-        state["forward"] = matches
+        state.forward = matches
         indices = _take(index.patch_of, matches)
         if select is not None:
             indices, raw, matches = indices[select], raw[select], matches[select]
@@ -373,54 +404,49 @@ class PatchMatcher:
         start, iterations = self._start(state, "reverse")
         reverse, best = patchmatch(index.projected, style_grid, query, current_grid, current_bias, chosen,
                                    start, iterations, generator, budget, fixed=fixed)
-        state["reverse"] = reverse[:, 0]
+        state.reverse = reverse[:, 0]
         best = _take(best[:, 0], index.positions)
         if seen is not None:
             best = torch.maximum(best, _take(seen, index.positions))
         return MatchResult(indices, torch.maximum(style_best, best))
 
     @staticmethod
-    def adopt_matches(state: dict[str, Any], positions: torch.Tensor) -> None:
+    def adopt_matches(state: SearchState, positions: torch.Tensor) -> None:
         """Makes ``positions`` (a style grid position per image patch) the matches that the
         next search of ``state``'s layer starts from (PatchLoss's copy penalty moves some)."""
-        if "forward" in state:
-            state["forward"] = positions
+        if state.forward is not None:
+            state.forward = positions
 
     @staticmethod
-    def _inverse(state: dict[str, Any], index: StyleIndex, start: torch.Tensor | None) -> torch.Tensor | None:
+    def _inverse(state: SearchState, index: StyleIndex, start: torch.Tensor | None) -> torch.Tensor | None:
         """(image positions, 1): for each image patch, a style patch whose best image patch
         (the previous evaluation's reverse search) it was, else its start match. These are the
         candidates that ``variety`` turns to: style patches little used so far, which the
         forward search's neighbours and look-alikes rarely reach."""
-        if "reverse" not in state or start is None:
+        if state.reverse is None or start is None:
             return None
         owned = torch.full_like(start, -1)
-        owned.scatter_reduce_(0, _take(state["reverse"], index.positions), index.positions, "amax")
+        owned.scatter_reduce_(0, _take(state.reverse, index.positions), index.positions, "amax")
         return torch.where(owned >= 0, owned, start)[:, None]
 
     @staticmethod
-    def _new_phase(state: dict[str, Any], grids: tuple[tuple[int, int], tuple[int, int]],
-                   device: torch.device) -> None:
+    def _new_phase(state: SearchState, grids: Grids, device: torch.device) -> None:
         """Resets ``state`` for new grids; a coarser phase's matches, if ``state`` holds them
         (``PatchLoss`` shares its states between phases), become this phase's starts."""
-        previous = state.get("shape")
+        previous = state.grids
         starts = {}
         if previous is not None:
             for key, old, new in (("forward", previous, grids), ("reverse", previous[::-1], grids[::-1])):
-                if key in state:
-                    starts[key + "_start"] = rescale_matches(state[key], old, new)
-        state.clear()
-        state.update(starts, shape=grids, generator=torch.Generator(device=device).manual_seed(0),
-                     grids=(_Grid(grids[0], device), _Grid(grids[1], device)))
+                if getattr(state, key) is not None:
+                    starts[key + "_start"] = rescale_matches(getattr(state, key), old, new)
+        state.reset(grids=grids, generator=torch.Generator(device=device).manual_seed(0),
+                    positions=(_Grid(grids[0], device), _Grid(grids[1], device)), **starts)
 
-    def _start(self, state: dict[str, Any], key: str) -> tuple[torch.Tensor | None, int]:
+    def _start(self, state: SearchState, key: str) -> tuple[torch.Tensor | None, int]:
         """(start matches, iterations) of the ``key`` search: the previous evaluation's matches,
         else the coarser phase's, else random ones."""
-        if key in state:
-            return state[key], self.warm
-        if key + "_start" in state:
-            return state[key + "_start"], self.coarse
-        return None, self.cold
+        start, own = state.start(key)
+        return start, (self.warm if own else self.coarse if start is not None else self.cold)
 
     def __call__(self, current: torch.Tensor, style: torch.Tensor, variety: float = 0.0,
                  style_history: torch.Tensor | None = None) -> MatchResult:

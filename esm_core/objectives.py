@@ -8,6 +8,7 @@ from typing import Any, Callable, Mapping
 import torch
 
 from .copies import OffsetTable, spread_copies
+from .matching import SearchState
 from .patches import MatchResult, extract_patches, match_exact, normalise_rows, patch_distance, position_major
 
 Matcher = Callable[..., MatchResult]
@@ -65,7 +66,7 @@ class PatchLoss:
         circular: bool = False,
         select: Mapping[str, torch.Tensor] | None = None,
         matcher: Matcher = match_exact,
-        states: dict[str, dict[str, Any]] | None = None,
+        states: dict[str, SearchState] | None = None,
         copy_penalty: float = 0.0,
     ) -> None:
         self.style = dict(style)
@@ -88,7 +89,7 @@ class PatchLoss:
         select = self.select.get(name)
         search = getattr(self.matcher, "match_features", None)
         if search is not None and layer.grid is not None:
-            state = self.states.setdefault(name, {})
+            state = self.states.setdefault(name, SearchState())
 
             def run() -> MatchResult:
                 return search(features, layer, self.variety, self.history.get(name), self.circular, select, state)

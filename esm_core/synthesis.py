@@ -14,6 +14,7 @@ from .distribution import SlicedWassersteinLoss
 from .images import check_image, split_alpha
 from .multiscale import Phase, plan_phases
 from .networks import RandomNetwork, layer_scale, min_image_side, normalise_pixels
+from .matching import SearchState
 from .objectives import GramLoss, Matcher, PatchLoss, StyleLayer, gram_matrix, total_variation
 from .optimize import minimise_pixels
 from .patches import PATCH
@@ -75,7 +76,7 @@ def exemplar_features(
 
 def style_objective(
     resources: Resources, exemplar: np.ndarray, phase: Phase, params: SynthesisParams,
-    select: Mapping[str, torch.Tensor] | None = None, match_states: dict[str, dict[str, Any]] | None = None,
+    select: Mapping[str, torch.Tensor] | None = None, match_states: dict[str, SearchState] | None = None,
     copy_penalty: float = 0.0,
 ) -> PatchLoss | GramLoss:
     """The loss that pulls an image towards ``exemplar`` at this phase's scale; the style's
@@ -110,7 +111,7 @@ def distribution_objective(
 
 def texture_terms(
     resources: Resources, exemplar: np.ndarray, phase: Phase, params: SynthesisParams, layout_phases: int,
-    match_states: dict[str, dict[str, Any]],
+    match_states: dict[str, SearchState],
 ) -> list[PatchLoss | GramLoss | SlicedWassersteinLoss]:
     """A texture phase's loss terms: in the first ``layout_phases`` the distribution term
     alone, on the structure layers too; then the structure loss plus the distribution term,
@@ -251,7 +252,7 @@ def synthesize_texture(
     plan = plan_phases((size[0] + 2 * margin, size[1] + 2 * margin), (width, height), params.phases,
                        min_side_for(params), align)
     layout_phases = min(params.layout_phases, len(plan) - 1)
-    match_states: dict[str, dict[str, Any]] = {}
+    match_states: dict[str, SearchState] = {}
 
     def make_loss(phase: Phase) -> Callable[[torch.Tensor], torch.Tensor]:
         terms = texture_terms(resources, colour, phase, params, layout_phases, match_states)
