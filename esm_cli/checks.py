@@ -7,14 +7,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
-from esm_contract import params as P
 from esm_cli.errors import UserError, user_errors
 
 if TYPE_CHECKING:
     import numpy as np
 
-# The network's block b spans 2**(b-1) pixels (esm_core.networks.layer_scale) and Neural Patches
-# need 3x3 feature positions (esm_core.patches.PATCH); tests/test_cli_checks.py holds these to
+# The network's block b spans 2**(b-1) pixels (esm_core.features.networks.layer_scale) and Neural Patches
+# need 3x3 feature positions (esm_core.features.patches.PATCH); tests/test_cli_checks.py holds these to
 # the engine's own values, which cannot be imported here without torch.
 PATCH = 3
 
@@ -33,7 +32,7 @@ def layer_scale(name: str) -> int:
 
 
 def min_side(layers: Iterable[str], patches: bool) -> int:
-    """The smallest image side the engine accepts for ``layers`` (esm_core.synthesis.min_side_for)."""
+    """The smallest image side the engine accepts for ``layers`` (esm_core.modes.synthesis.min_side_for)."""
     return max(layer_scale(name) for name in layers) * (PATCH if patches else 1)
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Mapping, TypeVar
 
 from .errors import ParamError  # noqa: F401  (raised by this module; callers import it from here too)
-from .schema import FILL, LAYER_NAMES, MAX_SIDE, NETWORK, SCHEMAS, TEXTURE, VARIANTS
+from .schema import FILL, LAYER_NAMES, MAX_SIDE, NETWORK, SCHEMAS, TEXTURE, VARIANTS  # noqa: F401  (P.MAX_SIDE)
 from .schema import require as _require
 
 ACTIVATIONS = NETWORK["activation"].choices

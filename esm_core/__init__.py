@@ -13,7 +13,7 @@ from esm_contract.params import FillParams, NetworkParams, SynthesisParams
 
 _SOURCES = {
     "Engine": "engine", "ImageError": "images", "load_image": "images", "save_image": "images",
-    "SizeError": "multiscale", "CancelToken": "progress", "Cancelled": "progress", "Progress": "progress",
+    "SizeError": "optimisation.multiscale", "CancelToken": "progress", "Cancelled": "progress", "Progress": "progress",
     "boundary_seam_score": "evaluate", "colour_distance": "evaluate", "evaluate": "evaluate",
     "patch_swd": "evaluate", "seam_score": "evaluate", "DeviceError": "devices",
 }

@@ -13,9 +13,9 @@ from esm_contract.params import FillParams, NetworkParams, SynthesisParams, Vari
 from .cache import LRUCache
 from .devices import resolve_device
 from .images import check_image, from_grey, is_grey, to_grey
-from .networks import RandomNetwork
-from . import matching
-from .matching import Matcher
+from .features.networks import RandomNetwork
+from .losses import matching
+from .losses.matching import Matcher
 from .progress import CancelToken, ProgressCallback
 
 DEFAULT_CACHE_BYTES = 1 << 30
@@ -92,7 +92,7 @@ class Engine:
         progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None,
     ) -> np.ndarray:
-        from .synthesis import synthesize_texture
+        from .modes.synthesis import synthesize_texture
 
         grey = grey_inputs({"exemplar": exemplar})
         with torch.inference_mode(False), torch.enable_grad():
@@ -110,7 +110,7 @@ class Engine:
     ) -> np.ndarray:
         """``image`` with its hole (``mask`` >= 128) filled from the surroundings or from
         ``source`` (docs/fill.md)."""
-        from .fill import fill_hole  # loads scipy's ndimage and signal: only fills pay for them
+        from .modes.fill import fill_hole  # loads scipy's ndimage and signal: only fills pay for them
 
         grey = grey_inputs({"image": image, "source": source})
         if grey:
@@ -129,8 +129,8 @@ class Engine:
     ) -> list[np.ndarray]:
         """Style variants, fantasy styles or style transfer from randomised Gram matrices:
         ``params.count`` images (plus the original style's first when ``params.original``),
-        in the order of ``esm_core.variants.image_seeds(params)`` (docs/variants.md)."""
-        from .variants import synthesize_variants
+        in the order of ``esm_core.modes.variants.image_seeds(params)`` (docs/variants.md)."""
+        from .modes.variants import synthesize_variants
 
         grey = grey_inputs({"style": style, "content": content})
         if grey:

@@ -70,3 +70,11 @@ def test_a_cli_job_run_on_a_daemon_loads_no_torch_in_the_client(daemon, tmp_path
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=daemon.env, timeout=300)
     assert done.stdout.split()[-2:] == ["0", "False"], done.stderr
     assert output.is_file()
+
+
+def test_the_engines_style_losses_are_the_schemas_choices() -> None:
+    from esm_contract.schema import TEXTURE
+    from esm_core.losses import STYLE_LOSSES
+
+    assert set(STYLE_LOSSES) == set(TEXTURE["loss"].choices)
+    assert {name: loss.sample for name, loss in STYLE_LOSSES.items()} == {"patches": 3, "gram": 1}

@@ -70,8 +70,8 @@ def test_sizes_blame_what_the_user_gave(tmp_path: Path) -> None:
 
 
 def test_the_minimum_side_is_the_engines() -> None:
-    """esm_cli.checks.min_side is esm_core.synthesis.min_side_for without torch."""
-    from esm_core.synthesis import min_side_for
+    """esm_cli.checks.min_side is esm_core.modes.synthesis.min_side_for without torch."""
+    from esm_core.modes.synthesis import min_side_for
 
     for layer in LAYER_NAMES:
         for loss in ("patches", "gram"):

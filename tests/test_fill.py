@@ -1,4 +1,4 @@
-"""Filling a hole (esm_core.fill, esm fill): exact geometry, bit-identical surroundings,
+"""Filling a hole (esm_core.modes.fill, esm fill): exact geometry, bit-identical surroundings,
 texture statistics, wrap-around fill, the result forms, errors, the CLI and the daemon."""
 from __future__ import annotations
 
@@ -16,13 +16,13 @@ from esm_contract.params import FillParams, NetworkParams, ParamError, from_dict
 from esm_cli.main import main
 from esm_core import CancelToken, Cancelled, Engine, ImageError, load_image
 from esm_core.evaluate import patch_swd, seam_score
-from esm_core.fill import _geometry, fill_hole
-from esm_core.fillstart import seam_distance, start_image
-from esm_core.holes import feature_cells, grow
-from esm_core.multiscale import plan_phases
-from esm_core.networks import RandomNetwork, layer_scale, normalise_pixels, receptive_radius
-from esm_core.patches import extract_patches
-from esm_core.synthesis import to_tensor
+from esm_core.modes.fill import _geometry, fill_hole
+from esm_core.modes.fillstart import seam_distance, start_image
+from esm_core.features.holes import feature_cells, grow
+from esm_core.optimisation.multiscale import plan_phases
+from esm_core.features.networks import RandomNetwork, layer_scale, normalise_pixels, receptive_radius
+from esm_core.features.patches import extract_patches
+from esm_core.modes.synthesis import to_tensor
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "esm_core" / "data"

@@ -10,14 +10,14 @@ from esm_contract.params import MATCHINGS, FillParams, NetworkParams, ParamError
 from esm_cli.main import main
 from esm_core import Engine
 from esm_core.images import load_image
-from esm_core.matching import (PatchMatcher, SearchState, matcher, patch_scores, principal_basis, rescale_matches,
+from esm_core.losses.matching import (PatchMatcher, SearchState, matcher, patch_scores, principal_basis, rescale_matches,
                                style_index)
-from esm_core.networks import RandomNetwork, normalise_pixels
-from esm_core.objectives import PatchLoss, StyleLayer
-from esm_core.patches import (extract_patches, match_exact, normalise_rows, patch_distance, patch_map,
+from esm_core.features.networks import RandomNetwork, normalise_pixels
+from esm_core.losses.objectives import PatchLoss, StyleLayer
+from esm_core.features.patches import (extract_patches, match_exact, normalise_rows, patch_distance, patch_map,
                               position_major, with_backoff)
-from esm_core.resample import resize
-from esm_core.synthesis import to_tensor
+from esm_core.features.resample import resize
+from esm_core.modes.synthesis import to_tensor
 
 DATA = __import__("pathlib").Path(__file__).resolve().parent.parent / "esm_core" / "data"
 LAYERS = ("3_1", "4_1")

@@ -24,7 +24,7 @@ from esm_core.memory import prepare_for_job, release_freed_memory, tune_allocato
 applied = tune_allocator()  # first thing, as esm_cli.main does
 import torch
 from esm_contract.params import NetworkParams
-from esm_core.networks import RandomNetwork, normalise_pixels
+from esm_core.features.networks import RandomNetwork, normalise_pixels
 
 def resident() -> int:
     with open("/proc/self/statm") as statm:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from esm_contract.params import ACTIVATIONS, DOWNSAMPLES, NetworkParams
-from esm_core.networks import REFERENCE_LAYERS, LRELU_SLOPE, RandomNetwork, layer_scale
+from esm_core.features.networks import REFERENCE_LAYERS, LRELU_SLOPE, RandomNetwork, layer_scale
 
 ALL_LAYERS = [layer.name for layer in REFERENCE_LAYERS]
 

@@ -1,4 +1,4 @@
-"""Style variants, fantasy styles and style transfer (esm_core.variants, esm variants):
+"""Style variants, fantasy styles and style transfer (esm_core.modes.variants, esm variants):
 the randomised Gram targets, reproducibility by seed, distance to the original style,
 content kept by style transfer, refusals, the CLI and the daemon."""
 from __future__ import annotations
@@ -22,11 +22,11 @@ from esm_contract.params import MAX_VARIANTS, ParamError, VariantParams, to_dict
 from esm_cli.main import main
 from esm_core import CancelToken, Cancelled, Engine, Progress, SizeError, load_image
 from esm_core.evaluate import patch_swd
-from esm_core.grid import CAPTION, MARGIN
-from esm_core.networks import normalise_pixels
-from esm_core.objectives import gram_matrix
-from esm_core.synthesis import to_tensor
-from esm_core.variants import image_seeds, level_adjust, randomise_gram
+from esm_cli.grid import CAPTION, MARGIN
+from esm_core.features.networks import normalise_pixels
+from esm_core.losses.objectives import gram_matrix
+from esm_core.modes.synthesis import to_tensor
+from esm_core.modes.variants import image_seeds, level_adjust, randomise_gram
 from esm_core.images import from_array, to_array
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,7 +14,7 @@ from esm_cli.runner import check_in_process, prepare_memory, wrote
 
 if TYPE_CHECKING:  # torch is imported only when the command runs
     from esm_core import Progress
-    from esm_core.grid import GridCell
+    from esm_cli.grid import GridCell
 
 VARIED = ("activation", "downsample", "units", "depth")  # set per cell by the grid
 
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     check_size("exemplar", (exemplar.shape[1], exemplar.shape[0]), params.layers, params.loss == "patches")
     with user_errors():
         from esm_core import Engine, save_image
-        from esm_core.grid import contact_sheet, describe, grid_cells, render_grid
+        from esm_cli.grid import contact_sheet, describe, grid_cells, render_grid
 
         networks = {cell.network for cell in grid_cells(params.network)}  # render_grid runs each once
         check_in_process(args, params, {"exemplar": exemplar}, runs=len(networks))

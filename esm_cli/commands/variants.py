@@ -95,7 +95,7 @@ def variant_params(args: argparse.Namespace, mode: str, original: bool) -> P.Var
 
 
 def _feature_layers(args: argparse.Namespace) -> tuple[str, ...]:
-    """The layers the job's network must reach (esm_core.variants: style and content layers)."""
+    """The layers the job's network must reach (esm_core.modes.variants: style and content layers)."""
     return tuple(args.layers) + tuple(args.base_layers) + ((args.content_layer,) if args.content else ())
 
 
@@ -105,7 +105,7 @@ def sheet(rows: list[list[tuple[str, np.ndarray]]]) -> np.ndarray:
     import numpy as np
     from PIL import Image, ImageOps
 
-    from esm_core.grid import BACKGROUND, CAPTION, MARGIN, _caption
+    from esm_cli.grid import BACKGROUND, CAPTION, MARGIN, caption
     from esm_core.images import array_to_pil
 
     height, width = rows[0][0][1].shape[:2]
@@ -119,7 +119,7 @@ def sheet(rows: list[list[tuple[str, np.ndarray]]]) -> np.ndarray:
             if tile.size != (width, height):
                 tile = ImageOps.contain(tile, (width, height), Image.Resampling.LANCZOS)
             canvas.paste(tile, (x, y))
-            _caption(canvas, label, (x, y + height), width)
+            caption(canvas, label, (x, y + height), width)
     array = np.asarray(canvas, dtype=np.uint8)
     return array[..., :1].copy() if (array == array[..., :1]).all() else array.copy()  # grey inputs: a grey sheet
 

@@ -1,5 +1,6 @@
-"""The Extreme Style Machines experiment grid: the same synthesis on the blog's network
-variants, laid out as one labelled contact sheet.
+"""The `esm grid` study (esm_cli.commands.grid) and the CLI's contact sheets (also `esm
+variants`' sheet.png): the same synthesis on the blog's network variants, laid out as one
+labelled contact sheet.
 
 Rows 1-3: activation (elu, relu, lrelu) x down-sampling (strided, avg, max), full units.
 Row 4: unit count (quarter, half, full), elu + strided.
@@ -17,9 +18,9 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from esm_contract.params import ACTIVATIONS, DOWNSAMPLES, NetworkParams, SynthesisParams
 
-from .engine import Engine
-from .images import array_to_pil, check_image
-from .progress import CancelToken, ProgressCallback
+from esm_core.engine import Engine
+from esm_core.images import array_to_pil, check_image
+from esm_core.progress import CancelToken, ProgressCallback
 
 COLUMNS = 3
 ROWS = 5  # below the exemplar's header row
@@ -97,7 +98,7 @@ def cell_origin(row: int, column: int, tile: tuple[int, int]) -> tuple[int, int]
     return (MARGIN + column * (width + MARGIN), MARGIN + (row + 1) * (height + CAPTION + MARGIN))
 
 
-def _caption(sheet: Image.Image, text: str, origin: tuple[int, int], width: int) -> None:
+def caption(sheet: Image.Image, text: str, origin: tuple[int, int], width: int) -> None:
     """Draws ``text`` under an image, clipped to the image's width so neighbours stay clean."""
     label = Image.new("RGB", (width, CAPTION), BACKGROUND)
     ImageDraw.Draw(label).text((0, 2), text, fill=TEXT, font=ImageFont.load_default())
@@ -114,7 +115,7 @@ def contact_sheet(exemplar: np.ndarray, results: list[tuple[GridCell, np.ndarray
     ex_w, ex_h = example.size
     x, y = cell_origin(-1, 0, (width, height))
     sheet.paste(ImageOps.contain(example, (width, height), Image.Resampling.LANCZOS), (x, y))
-    _caption(sheet, f"exemplar {ex_w}x{ex_h}", (x, y + height), width)
+    caption(sheet, f"exemplar {ex_w}x{ex_h}", (x, y + height), width)
     x, y = cell_origin(-1, 1, (width, height))
     text_width = sheet.size[0] - x - MARGIN
     lines = Image.new("RGB", (text_width, height + CAPTION), BACKGROUND)
@@ -123,7 +124,7 @@ def contact_sheet(exemplar: np.ndarray, results: list[tuple[GridCell, np.ndarray
     for (cell, _), tile in zip(results, tiles):
         origin = cell_origin(cell.row, cell.column, (width, height))
         sheet.paste(array_to_pil(tile).convert("RGB"), origin)
-        _caption(sheet, cell.label, (origin[0], origin[1] + height), width)
+        caption(sheet, cell.label, (origin[0], origin[1] + height), width)
     return np.asarray(sheet, dtype=np.uint8).copy()
 
 

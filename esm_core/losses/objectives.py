@@ -9,7 +9,7 @@ import torch
 
 from .copies import OffsetTable, spread_copies
 from .matching import SearchState
-from .patches import MatchResult, extract_patches, match_exact, normalise_rows, patch_distance, position_major
+from ..features.patches import MatchResult, extract_patches, match_exact, normalise_rows, patch_distance, position_major
 
 Matcher = Callable[..., MatchResult]
 
@@ -52,11 +52,11 @@ class PatchLoss:
     style patch, averaged over layers and times ``weight``. Matches are recomputed at every
     call; ``variety`` keeps each style patch's best score of the previous call as a penalty
     (the first call warms that history up by matching twice). A matcher with
-    ``match_features`` (esm_core.matching.FeatureMatcher) searches on the feature maps and
+    ``match_features`` (esm_core.losses.matching.FeatureMatcher) searches on the feature maps and
     keeps per-layer state in ``states``; any other is called on the normalised patches.
     Passing the same ``states`` to every phase's loss lets such a matcher start a phase's
     search from the coarser phase's matches. ``copy_penalty`` keeps the matches from copying
-    large regions of the exemplar (``esm_core.copies``; not with ``select``)."""
+    large regions of the exemplar (``esm_core.losses.copies``; not with ``select``)."""
 
     def __init__(
         self,

@@ -7,7 +7,7 @@ vectors; ``none`` keeps G. Either way G' = V' diag(λ) V'ᵀ with λ >= 0 is sym
 semi-definite for any V'. Image i of a job has the seed ``seed + i``, which draws both its
 randomisation and its starting noise, so a seed names one image. The images of a job are
 optimised together, ``batch`` at a time, through one network pass per step
-(esm_core.lockstep), each by its own L-BFGS.
+(esm_core.optimisation.lockstep), each by its own L-BFGS.
 """
 from __future__ import annotations
 
@@ -17,16 +17,17 @@ from typing import Callable
 import numpy as np
 import torch
 
-from esm_contract.params import LAYER_NAMES, SynthesisParams, VariantParams
+from esm_contract.params import LAYER_NAMES, VariantParams
 
-from .images import check_image, split_alpha
-from .lockstep import minimise_lockstep
-from .multiscale import Phase, SizeError, plan_phases
-from .networks import layer_scale, min_image_side, normalise_pixels
-from .objectives import ContentLoss, GramLoss, total_variation
-from .progress import CancelToken, ProgressCallback
-from .resample import resize
-from .synthesis import Resources, image_digest, run_phases, style_objective, to_tensor, to_uint8
+from ..images import check_image, split_alpha
+from ..optimisation.lockstep import minimise_lockstep
+from ..optimisation.multiscale import Phase, SizeError, plan_phases
+from ..features.networks import layer_scale, min_image_side, normalise_pixels
+from ..losses.objectives import ContentLoss, GramLoss, total_variation
+from ..progress import CancelToken, ProgressCallback
+from ..features.resample import resize
+from ..losses import gram_targets
+from .synthesis import Resources, exemplar_features, image_digest, run_phases, style_key, to_tensor, to_uint8
 
 MAX_SCALE_RATIO = 8.0  # content and style sides may differ by at most this factor
 
@@ -125,8 +126,6 @@ def synthesize_variants(
     feature_layers = tuple(dict.fromkeys(layers + (() if content is None else (params.content_layer,))))
     align = max(layer_scale(name) for name in feature_layers) if params.tileable else 1
     plan = plan_phases(size, (style.shape[1], style.shape[0]), params.phases, min_image_side(feature_layers), align)
-    texture = SynthesisParams(layers=layers, loss="gram", style_weight=params.style_weight,
-                              network=params.network, tileable=params.tileable)
     net = resources.network(params.network)
     # Textures wrap the network's padding: zero padding lets the image's border positions
     # reach Gram statistics the interior cannot, and randomised targets then grow dark and
@@ -147,7 +146,8 @@ def synthesize_variants(
         chunk = list(zip(seeds, modes))[start:start + params.batch]
 
         def make_loss(phase: Phase, chunk: list[tuple[int, str]] = chunk) -> Callable[[torch.Tensor], torch.Tensor]:
-            grams = style_objective(resources, style, phase, texture).targets
+            grams = gram_targets(resources, style_key(style, phase, params.network, layers, "gram"),
+                                 lambda: exemplar_features(resources, style, phase, params.network, layers))
             targets = {name: torch.stack([randomise_gram(grams[name], mode, seed, name, params.low, params.high)
                                           for seed, mode in chunk]) for name in params.layers}
             targets.update({name: grams[name] for name in params.base_layers})

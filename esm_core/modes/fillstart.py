@@ -11,7 +11,7 @@ import numpy as np
 from scipy.ndimage import distance_transform_edt, label
 from scipy.signal import correlate
 
-from .holes import grow
+from ..features.holes import grow
 
 CANDIDATES = 4  # the seed picks one of this many good, distinct placements
 MIN_OVERLAP = 0.25  # least share of the hole's surroundings a placement must compare

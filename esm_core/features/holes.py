@@ -13,7 +13,7 @@ from scipy.ndimage import maximum_filter
 
 from esm_contract.images import MASK_THRESHOLD
 
-from .images import ImageError
+from ..images import ImageError
 from .patches import PATCH
 
 RESAMPLE_RADIUS = 2  # bicubic support, in pixels of the smaller image, when shrinking

@@ -20,7 +20,7 @@ from typing import Any, Callable, Protocol
 import torch
 import torch.nn.functional as F
 
-from .patches import (DEFAULT_BUDGET_BYTES, PATCH, MatchResult, extract_patches, match_exact, normalise_rows,
+from ..features.patches import (DEFAULT_BUDGET_BYTES, PATCH, MatchResult, extract_patches, match_exact, normalise_rows,
                       patch_map, with_backoff)
 
 PROJECTION_DIMS = 96  # 64 and 80 lost 2-4 % more patch SWD at 512x512; 128: +1.4 s (docs/performance.md)

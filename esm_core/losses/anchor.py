@@ -15,7 +15,7 @@ from typing import Mapping
 import numpy as np
 import torch
 
-from .holes import feature_cells
+from ..features.holes import feature_cells
 
 
 class AnchorLoss:

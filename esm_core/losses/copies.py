@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .patches import extract_patches, match_exact, normalise_rows, with_backoff
+from ..features.patches import extract_patches, match_exact, normalise_rows, with_backoff
 
 # An offset is free up to this fraction of the style grid (or of the image's, if larger): half
 # the square that `esm eval`'s copy measure counts (a quarter of the exemplar's side, 1/16 of

@@ -53,7 +53,7 @@ def match_exact(
     """Brute force over all pairs. ``current`` (Lc, D) and ``style`` (Ls, D) must already be
     row-normalised. The choice maximises ``corr - variety * style_history - penalty``, where
     ``penalty(start, stop)`` gives current rows start..stop a (rows, Ls) penalty of their own
-    (``esm_core.copies``); ``style_best`` is always the unpenalised best."""
+    (``esm_core.losses.copies``); ``style_best`` is always the unpenalised best."""
     count_style = style.shape[0]
     bytes_per_row = 4 * count_style * (1 if penalty is None else 4)  # + the penalty and its int64 index
     rows = max(1, min(current.shape[0], budget_bytes // bytes_per_row))

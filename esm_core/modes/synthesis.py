@@ -10,16 +10,16 @@ import torch
 
 from esm_contract.params import NetworkParams, SynthesisParams
 
-from .distribution import SlicedWassersteinLoss
-from .images import check_image, split_alpha
-from .multiscale import Phase, plan_phases
-from .networks import RandomNetwork, layer_scale, min_image_side, normalise_pixels
-from .matching import SearchState
-from .objectives import GramLoss, Matcher, PatchLoss, StyleLayer, gram_matrix, total_variation
-from .optimize import minimise_pixels
-from .patches import PATCH
-from .progress import CancelToken, Progress, ProgressCallback, map_previews
-from .resample import resize
+from ..losses.distribution import SlicedWassersteinLoss
+from ..images import check_image, split_alpha
+from ..optimisation.multiscale import Phase, plan_phases
+from ..features.networks import RandomNetwork, layer_scale, min_image_side, normalise_pixels
+from ..losses.matching import SearchState
+from ..losses import STYLE_LOSSES, LossTerm, StyleRequest
+from ..losses.objectives import Matcher, total_variation
+from ..optimisation.optimize import minimise_pixels
+from ..progress import CancelToken, Progress, ProgressCallback, map_previews
+from ..features.resample import resize
 
 
 class Resources(Protocol):
@@ -62,7 +62,7 @@ MARGIN = 8  # px synthesised around a non-tileable texture and cut off: the netw
 
 
 def min_side_for(params: SynthesisParams) -> int:
-    return min_image_side(params.layers, PATCH if params.loss == "patches" else 1)
+    return min_image_side(params.layers, STYLE_LOSSES[params.loss].sample)
 
 
 def exemplar_features(
@@ -78,22 +78,22 @@ def style_objective(
     resources: Resources, exemplar: np.ndarray, phase: Phase, params: SynthesisParams,
     select: Mapping[str, torch.Tensor] | None = None, match_states: dict[str, SearchState] | None = None,
     copy_penalty: float = 0.0,
-) -> PatchLoss | GramLoss:
+) -> LossTerm:
     """The loss that pulls an image towards ``exemplar`` at this phase's scale; the style's
     features come from the cache when the same exemplar and settings were seen before.
     ``select`` (Neural Patches only) restricts the loss to some of the image's patches (fill);
     ``match_states``, shared by a run's phases, carries the matcher's search state from one
     phase to the next; ``copy_penalty`` keeps the matches from copying (``PatchLoss``)."""
-    def features() -> dict[str, torch.Tensor]:
-        return exemplar_features(resources, exemplar, phase, params.network, params.layers)
+    return STYLE_LOSSES[params.loss].build(StyleRequest(
+        resources, style_key(exemplar, phase, params.network, params.layers, params.loss),
+        lambda: exemplar_features(resources, exemplar, phase, params.network, params.layers),
+        params, select, match_states, copy_penalty))
 
-    key = ("style", image_digest(exemplar), params.network, params.layers, phase.style_size, params.loss)
-    if params.loss == "gram":
-        grams = resources.cached(key, lambda: {n: gram_matrix(f) for n, f in features().items()})
-        return GramLoss(grams, params.style_weight)
-    style = resources.cached(key, lambda: {n: StyleLayer.from_features(f) for n, f in features().items()})
-    return PatchLoss(style, params.style_weight, params.variety, circular=params.tileable, select=select,
-                     matcher=resources.matcher(params.matching), states=match_states, copy_penalty=copy_penalty)
+
+def style_key(exemplar: np.ndarray, phase: Phase, network: NetworkParams, layers: Sequence[str],
+              loss: str) -> Hashable:
+    """The cache key of ``exemplar``'s style targets at this phase's scale."""
+    return ("style", image_digest(exemplar), network, tuple(layers), phase.style_size, loss)
 
 
 def distribution_objective(
@@ -112,7 +112,7 @@ def distribution_objective(
 def texture_terms(
     resources: Resources, exemplar: np.ndarray, phase: Phase, params: SynthesisParams, layout_phases: int,
     match_states: dict[str, SearchState],
-) -> list[PatchLoss | GramLoss | SlicedWassersteinLoss]:
+) -> list[LossTerm]:
     """A texture phase's loss terms: in the first ``layout_phases`` the distribution term
     alone, on the structure layers too; then the structure loss plus the distribution term,
     if any. The copy penalty acts in the first structure phase, where the layout settles on
@@ -121,7 +121,7 @@ def texture_terms(
         layers = tuple(dict.fromkeys(params.swd_layers + params.layers))
         return [distribution_objective(resources, exemplar, phase, params, layers)]
     copy_penalty = params.copy_penalty if phase.index == layout_phases else 0.0
-    terms: list[PatchLoss | GramLoss | SlicedWassersteinLoss] = [
+    terms: list[LossTerm] = [
         style_objective(resources, exemplar, phase, params, match_states=match_states, copy_penalty=copy_penalty)]
     if params.swd_weight:
         terms.append(distribution_objective(resources, exemplar, phase, params, params.swd_layers))
@@ -163,7 +163,7 @@ def run_phases(
     With ``known`` (fill), ``known(phase)`` gives (pixels, free) at the phase's size: only
     where the bool (1, 1, H, W) ``free`` is set are pixels optimised; the rest is held at
     ``pixels``. ``initial(phase)`` replaces the first phase's noise. A sequence of seeds optimises a batch, one noise image per seed, with
-    ``minimise`` (e.g. esm_core.lockstep.minimise_lockstep); the result is (N, C, H, W)."""
+    ``minimise`` (e.g. esm_core.optimisation.lockstep.minimise_lockstep); the result is (N, C, H, W)."""
     pixels: torch.Tensor | None = None
     for phase in plan:
         width, height = phase.size

@@ -21,16 +21,16 @@ import torch
 
 from esm_contract.params import FillParams
 
-from .anchor import AnchorLoss
+from ..losses.anchor import AnchorLoss
 from .fillstart import seam_distance, start_image
-from .holes import feature_cells, grow, patch_centres, patches_touching, read_mask, shrink
-from .images import ImageError, check_image, split_alpha
-from .multiscale import Phase, SizeError, plan_phases
-from .networks import layer_scale, normalise_pixels, receptive_radius
-from .objectives import PatchLoss, StyleLayer
-from .patches import PATCH
-from .progress import CancelToken, ProgressCallback, map_previews
-from .resample import resize
+from ..features.holes import feature_cells, grow, patch_centres, patches_touching, read_mask, shrink
+from ..images import ImageError, check_image, split_alpha
+from ..optimisation.multiscale import Phase, SizeError, plan_phases
+from ..features.networks import layer_scale, normalise_pixels, receptive_radius
+from ..losses.objectives import PatchLoss, StyleLayer
+from ..features.patches import PATCH
+from ..progress import CancelToken, ProgressCallback, map_previews
+from ..features.resample import resize
 from .synthesis import (Resources, image_digest, image_loss, min_side_for, run_phases, style_objective,
                         to_tensor, to_uint8)
 

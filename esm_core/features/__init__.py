@@ -1,0 +1,3 @@
+"""Pipeline step 1, features: random untrained networks (``networks``), their 3x3 feature
+patches and exact patch search (``patches``), resampling between scales (``resample``) and a
+hole's footprint on the feature maps (``holes``)."""

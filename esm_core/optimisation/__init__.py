@@ -1,0 +1,2 @@
+"""Pipeline step 3, optimisation: the coarse-to-fine schedule (``multiscale``), L-BFGS-B on the
+pixels (``optimize``) and its batched form for several images at once (``lockstep``)."""
