@@ -10,7 +10,7 @@ from typing import TypeVar
 from esm_contract import params as P
 from esm_contract import schema as S
 from esm_contract.schema import Param
-from esm_client.protocol import DEFAULT_ENDPOINT, ENDPOINT_ENV
+from esm_client.runtime import DEFAULT_ENDPOINT, ENDPOINT_ENV
 from esm_cli.checks import check_size
 
 NETWORK_FLAGS = ("activation", "downsample", "units", "depth", "init", "network_seed")

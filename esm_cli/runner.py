@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
 from esm_contract import params as P
-from esm_client.protocol import default_endpoint
+from esm_client.runtime import default_endpoint
 from esm_contract.jobs import Job, ModeParams, output_size
 from esm_cli.checks import check_fits, evaluations
 from esm_cli.errors import UserError, ping_daemon, user_errors

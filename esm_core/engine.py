@@ -12,8 +12,8 @@ from esm_contract.params import FillParams, NetworkParams, SynthesisParams, Vari
 
 from .cache import LRUCache
 from .devices import resolve_device
-from .images import check_image, from_grey, is_grey, to_grey
 from .features.networks import RandomNetwork
+from .images import check_image, from_grey, is_grey, to_grey
 from .losses import matching
 from .losses.matching import Matcher
 from .progress import CancelToken, ProgressCallback

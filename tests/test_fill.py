@@ -22,7 +22,7 @@ from esm_core.features.holes import feature_cells, grow
 from esm_core.optimisation.multiscale import plan_phases
 from esm_core.features.networks import RandomNetwork, layer_scale, normalise_pixels, receptive_radius
 from esm_core.features.patches import extract_patches
-from esm_core.modes.synthesis import to_tensor
+from esm_core.features.exemplar import to_tensor
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "esm_core" / "data"

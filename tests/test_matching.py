@@ -17,7 +17,7 @@ from esm_core.losses.objectives import PatchLoss, StyleLayer
 from esm_core.features.patches import (extract_patches, match_exact, normalise_rows, patch_distance, patch_map,
                               position_major, with_backoff)
 from esm_core.features.resample import resize
-from esm_core.modes.synthesis import to_tensor
+from esm_core.features.exemplar import to_tensor
 
 DATA = __import__("pathlib").Path(__file__).resolve().parent.parent / "esm_core" / "data"
 LAYERS = ("3_1", "4_1")

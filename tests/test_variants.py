@@ -25,7 +25,7 @@ from esm_core.evaluate import patch_swd
 from esm_cli.grid import CAPTION, MARGIN
 from esm_core.features.networks import normalise_pixels
 from esm_core.losses.objectives import gram_matrix
-from esm_core.modes.synthesis import to_tensor
+from esm_core.features.exemplar import to_tensor
 from esm_core.modes.variants import image_seeds, level_adjust, randomise_gram
 from esm_core.images import from_array, to_array
 

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         executable, assumed = common.default_python(target)
         python = common.inspect_python(executable)
-    from esm_client.protocol import default_endpoint
+    from esm_client.runtime import default_endpoint
 
     endpoint = default_endpoint(args.endpoint)
     installed, edited = common.install(target, dest, python, endpoint, args.wheel_dir)

@@ -87,7 +87,6 @@ class RandomNetwork(nn.Module):
 
     def __init__(self, params: NetworkParams, in_channels: int = 3) -> None:
         super().__init__()
-        params.validate()
         self.params = params
         generator = torch.Generator().manual_seed(params.seed)
         self.units = {layer.name: max(1, round(layer.units * params.units)) for layer in REFERENCE_LAYERS}

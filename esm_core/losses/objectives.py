@@ -7,9 +7,9 @@ from typing import Any, Callable, Mapping
 
 import torch
 
+from ..features.patches import MatchResult, extract_patches, match_exact, normalise_rows, patch_distance, position_major
 from .copies import OffsetTable, spread_copies
 from .matching import SearchState
-from ..features.patches import MatchResult, extract_patches, match_exact, normalise_rows, patch_distance, position_major
 
 Matcher = Callable[..., MatchResult]
 

@@ -21,18 +21,19 @@ import torch
 
 from esm_contract.params import FillParams
 
-from ..losses.anchor import AnchorLoss
-from .fillstart import seam_distance, start_image
+from ..features.exemplar import image_digest, to_tensor, to_uint8
 from ..features.holes import feature_cells, grow, patch_centres, patches_touching, read_mask, shrink
-from ..images import ImageError, check_image, split_alpha
-from ..optimisation.multiscale import Phase, SizeError, plan_phases
 from ..features.networks import layer_scale, normalise_pixels, receptive_radius
-from ..losses.objectives import PatchLoss, StyleLayer
 from ..features.patches import PATCH
-from ..progress import CancelToken, ProgressCallback, map_previews
 from ..features.resample import resize
-from .synthesis import (Resources, image_digest, image_loss, min_side_for, run_phases, style_objective,
-                        to_tensor, to_uint8)
+from ..images import ImageError, check_image, split_alpha
+from ..losses.anchor import AnchorLoss
+from ..losses.objectives import PatchLoss, StyleLayer
+from ..optimisation.multiscale import Phase, SizeError, plan_phases
+from ..optimisation.phases import run_phases
+from ..progress import CancelToken, ProgressCallback, map_previews
+from .fillstart import seam_distance, start_image
+from .synthesis import Resources, image_loss, min_side_for, style_objective
 
 _LUMA = np.array([0.299, 0.587, 0.114])
 ANCHOR_WEIGHT = 10.0  # times the style weight (docs/fill.md: measured on real textures)
@@ -131,7 +132,6 @@ def fill_hole(
     """``image`` (uint8 HxWxC) with the pixels where ``mask`` >= 128 replaced by new texture;
     as the whole image (``params.output`` "composite") or as an RGBA layer holding only the
     hole ("layer"). See docs/fill.md."""
-    params.validate()
     image = check_image(image, "image")
     hole = read_mask(mask, image.shape[:2])
     colour, _ = split_alpha(image)

@@ -2,7 +2,6 @@
 L-BFGS on pixels, optionally tileable."""
 from __future__ import annotations
 
-import hashlib
 from typing import Any, Callable, Hashable, Mapping, Protocol, Sequence
 
 import numpy as np
@@ -10,46 +9,25 @@ import torch
 
 from esm_contract.params import NetworkParams, SynthesisParams
 
-from ..losses.distribution import SlicedWassersteinLoss
-from ..images import check_image, split_alpha
-from ..optimisation.multiscale import Phase, plan_phases
-from ..features.networks import RandomNetwork, layer_scale, min_image_side, normalise_pixels
-from ..losses.matching import SearchState
-from ..losses import STYLE_LOSSES, LossTerm, StyleRequest
-from ..losses.objectives import Matcher, total_variation
-from ..optimisation.optimize import minimise_pixels
-from ..progress import CancelToken, Progress, ProgressCallback, map_previews
+from ..features.exemplar import Networks, exemplar_features, image_digest, to_uint8
+from ..features.networks import layer_scale, min_image_side, normalise_pixels
 from ..features.resample import resize
+from ..images import check_image, split_alpha
+from ..losses import STYLE_LOSSES, LossTerm, StyleRequest
+from ..losses.distribution import SlicedWassersteinLoss
+from ..losses.matching import SearchState
+from ..losses.objectives import Matcher, total_variation
+from ..optimisation.multiscale import Phase, plan_phases
+from ..optimisation.phases import run_phases
+from ..progress import CancelToken, ProgressCallback, map_previews
 
 
-class Resources(Protocol):
-    """What a synthesis needs from its Engine: the device, networks, and a cache."""
-
-    device: torch.device
-
-    def network(self, params: NetworkParams) -> RandomNetwork: ...
+class Resources(Networks, Protocol):
+    """What a synthesis needs from its Engine: the device, networks, a cache and matchers."""
 
     def cached(self, key: Hashable, create: Callable[[], Any]) -> Any: ...
 
     def matcher(self, name: str) -> Matcher: ...
-
-
-def image_digest(array: np.ndarray) -> str:
-    """Identifies an exemplar's content for caching."""
-    return hashlib.blake2b(array.tobytes() + repr(array.shape).encode(), digest_size=16).hexdigest()
-
-
-def to_tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
-    """uint8 (H, W, C) -> float32 (1, C, H, W) in [0, 255]."""
-    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1))).to(device, torch.float32)[None]
-
-
-def to_uint8(pixels: np.ndarray | torch.Tensor) -> np.ndarray:
-    """float (C, H, W) or (N, C, H, W) in [0, 255] -> uint8 (H, W, C) of the first image."""
-    if isinstance(pixels, torch.Tensor):
-        pixels = pixels.detach().to("cpu").numpy()
-    pixels = pixels.reshape(-1, *pixels.shape[-3:])[0]
-    return np.clip(np.round(pixels), 0, 255).astype(np.uint8).transpose(1, 2, 0).copy()
 
 
 # the distribution term also matches the fine layers' local RMS over windows of this many
@@ -65,15 +43,6 @@ def min_side_for(params: SynthesisParams) -> int:
     return min_image_side(params.layers, STYLE_LOSSES[params.loss].sample)
 
 
-def exemplar_features(
-    resources: Resources, exemplar: np.ndarray, phase: Phase, network: NetworkParams, layers: Sequence[str],
-) -> dict[str, torch.Tensor]:
-    """The exemplar's features at ``layers``, at this phase's scale."""
-    style = resize(to_tensor(exemplar, resources.device), *phase.style_size)
-    with torch.no_grad():
-        return resources.network(network)(normalise_pixels(style.clamp(0, 255)), layers)
-
-
 def style_objective(
     resources: Resources, exemplar: np.ndarray, phase: Phase, params: SynthesisParams,
     select: Mapping[str, torch.Tensor] | None = None, match_states: dict[str, SearchState] | None = None,
@@ -86,7 +55,7 @@ def style_objective(
     phase to the next; ``copy_penalty`` keeps the matches from copying (``PatchLoss``)."""
     return STYLE_LOSSES[params.loss].build(StyleRequest(
         resources, style_key(exemplar, phase, params.network, params.layers, params.loss),
-        lambda: exemplar_features(resources, exemplar, phase, params.network, params.layers),
+        lambda: exemplar_features(resources, exemplar, phase.style_size, params.network, params.layers),
         params, select, match_states, copy_penalty))
 
 
@@ -103,7 +72,7 @@ def distribution_objective(
     detail (``LOCAL_WINDOW``); its directions are drawn from the seed and the phase, so a
     seed names one image."""
     key = ("distribution", image_digest(exemplar), params.network, tuple(layers), phase.style_size)
-    targets = resources.cached(key, lambda: exemplar_features(resources, exemplar, phase, params.network, layers))
+    targets = resources.cached(key, lambda: exemplar_features(resources, exemplar, phase.style_size, params.network, layers))
     seed = int(np.random.SeedSequence([params.seed, phase.index]).generate_state(1)[0])
     local = {name: max(1, LOCAL_WINDOW // layer_scale(name)) for name in params.swd_layers if name in layers}
     return SlicedWassersteinLoss(targets, params.swd_weight, torch.Generator().manual_seed(seed), local, LOCAL_WEIGHT)
@@ -126,77 +95,6 @@ def texture_terms(
     if params.swd_weight:
         terms.append(distribution_objective(resources, exemplar, phase, params, params.swd_layers))
     return terms
-
-
-KnownPixels = Callable[[Phase], tuple[torch.Tensor, torch.Tensor]]
-
-
-def _free_pixels(
-    pixels: torch.Tensor, known: tuple[torch.Tensor, torch.Tensor] | None,
-) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
-    """(the optimiser's start vector, vector -> image): every pixel, or only the free ones."""
-    shape = pixels.shape
-    if known is None:
-        return pixels.flatten(), lambda flat: flat.view(shape)
-    fixed, free = known
-    index = free.expand(shape).flatten().nonzero().squeeze(1)
-    base = fixed.flatten()
-    return pixels.flatten()[index], lambda flat: base.index_put((index,), flat).view(shape)
-
-
-def run_phases(
-    resources: Resources,
-    plan: list[Phase],
-    channels: int,
-    seed: int | Sequence[int],
-    make_loss: Callable[[Phase], Callable[[torch.Tensor], torch.Tensor]],
-    iterations: int,
-    circular: bool,
-    progress: ProgressCallback | None,
-    cancel: CancelToken | None,
-    known: KnownPixels | None = None,
-    initial: Callable[[Phase], torch.Tensor] | None = None,
-    minimise: Callable[..., np.ndarray] = minimise_pixels,
-) -> torch.Tensor:
-    """Runs the phases of ``plan``: uniform noise in [0, 255] first, then each phase starts
-    from the previous result, upscaled (bicubic). Returns (1, C, H, W) float pixels.
-    With ``known`` (fill), ``known(phase)`` gives (pixels, free) at the phase's size: only
-    where the bool (1, 1, H, W) ``free`` is set are pixels optimised; the rest is held at
-    ``pixels``. ``initial(phase)`` replaces the first phase's noise. A sequence of seeds optimises a batch, one noise image per seed, with
-    ``minimise`` (e.g. esm_core.optimisation.lockstep.minimise_lockstep); the result is (N, C, H, W)."""
-    pixels: torch.Tensor | None = None
-    for phase in plan:
-        width, height = phase.size
-        if pixels is None and initial is not None:
-            pixels = initial(phase)
-        elif pixels is None:
-            noise = np.concatenate([np.random.default_rng(s).uniform(0.0, 255.0, (1, channels, height, width))
-                                    for s in ([seed] if isinstance(seed, int) else seed)])
-            pixels = torch.from_numpy(noise).to(resources.device, torch.float32)
-        else:
-            pixels = resize(pixels, width, height, circular=circular).clamp(0, 255)
-        loss_of_image = make_loss(phase)
-        start, compose = _free_pixels(pixels, None if known is None else known(phase))
-
-        def loss_of(flat: torch.Tensor) -> torch.Tensor:
-            return loss_of_image(compose(flat))
-
-        def after(step: int, loss: float, x: np.ndarray, phase: Phase = phase,
-                  compose: Callable[[torch.Tensor], torch.Tensor] = compose) -> None:
-            if cancel is not None:
-                cancel.check()
-            if progress is not None:
-                snapshot = x.copy()  # the optimiser may reuse x's buffer before preview() is called
-                image = lambda: compose(torch.from_numpy(snapshot).to(resources.device, torch.float32))  # noqa: E731
-                progress(Progress(phase.index, len(plan), step, iterations, loss,
-                                  preview=lambda: to_uint8(image())))
-
-        if cancel is not None:
-            cancel.check()
-        best = minimise(loss_of, start.double().cpu().numpy(), iterations, resources.device, after)
-        pixels = compose(torch.from_numpy(best).to(resources.device, torch.float32))
-    assert pixels is not None
-    return pixels
 
 
 def image_loss(
@@ -241,7 +139,6 @@ def synthesize_texture(
     """A new texture like ``exemplar`` (uint8 HxWxC, C = 1, 3 or 4). The result has the
     exemplar's channel count; alpha is not synthesised (the result is opaque). The first
     ``params.layout_phases`` phases (never the last) use the distribution term alone."""
-    params.validate()
     exemplar = check_image(exemplar, "exemplar")
     colour, alpha = split_alpha(exemplar)
     height, width = colour.shape[:2]

@@ -19,15 +19,17 @@ import torch
 
 from esm_contract.params import LAYER_NAMES, VariantParams
 
+from ..features.exemplar import exemplar_features, image_digest, to_tensor, to_uint8
+from ..features.networks import layer_scale, min_image_side, normalise_pixels
+from ..features.resample import resize
 from ..images import check_image, split_alpha
+from ..losses import gram_targets
+from ..losses.objectives import ContentLoss, GramLoss, total_variation
 from ..optimisation.lockstep import minimise_lockstep
 from ..optimisation.multiscale import Phase, SizeError, plan_phases
-from ..features.networks import layer_scale, min_image_side, normalise_pixels
-from ..losses.objectives import ContentLoss, GramLoss, total_variation
+from ..optimisation.phases import run_phases
 from ..progress import CancelToken, ProgressCallback
-from ..features.resample import resize
-from ..losses import gram_targets
-from .synthesis import Resources, exemplar_features, image_digest, run_phases, style_key, to_tensor, to_uint8
+from .synthesis import Resources, style_key
 
 MAX_SCALE_RATIO = 8.0  # content and style sides may differ by at most this factor
 
@@ -112,7 +114,6 @@ def synthesize_variants(
 ) -> list[np.ndarray]:
     """The images of ``params`` (uint8 HxWxC, in ``image_seeds`` order): textures in the
     randomised style of ``style`` or, with ``content``, ``content`` repainted in it."""
-    params.validate()
     style, _ = split_alpha(check_image(style, "style"))
     alpha = None
     if content is not None:
@@ -147,7 +148,7 @@ def synthesize_variants(
 
         def make_loss(phase: Phase, chunk: list[tuple[int, str]] = chunk) -> Callable[[torch.Tensor], torch.Tensor]:
             grams = gram_targets(resources, style_key(style, phase, params.network, layers, "gram"),
-                                 lambda: exemplar_features(resources, style, phase, params.network, layers))
+                                 lambda: exemplar_features(resources, style, phase.style_size, params.network, layers))
             targets = {name: torch.stack([randomise_gram(grams[name], mode, seed, name, params.low, params.high)
                                           for seed, mode in chunk]) for name in params.layers}
             targets.update({name: grams[name] for name in params.base_layers})
