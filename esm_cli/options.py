@@ -144,7 +144,7 @@ _SYNTHESIS_FLAGS = ("tileable", "seed", *S.SCHEDULE, *S.STYLE, *S.TEXTURE)  # fi
 def synthesis_params(args: argparse.Namespace, d: SP | None = None) -> SP:
     """``d`` (default SynthesisParams()) with the preset's values, then the flags given."""
     if args.size and max(args.size) <= P.MAX_SIDE:  # too large: validation says so, with the limit
-        check_size("output size (--size)", args.size, args.layers, args.loss == "patches")
+        check_size("output size (--size)", args.size, args.layers, S.STYLE_SAMPLES[args.loss])
     base = dataclasses.replace(d or P.SynthesisParams(), **P.SYNTHESIS_PRESETS[getattr(args, "preset", "default")])
     given = {name: getattr(args, name) for name in _SYNTHESIS_FLAGS if getattr(args, name, None) is not None}
     width, height = args.size if args.size else (None, None)

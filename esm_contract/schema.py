@@ -19,6 +19,10 @@ from .errors import ParamError
 LAYER_NAMES = ("1_1", "1_2", "2_1", "2_2", "3_1", "3_2", "3_3", "4_1", "4_2", "4_3")
 MAX_SIDE = 8192  # a hard sanity bound; the daemon enforces its own (smaller) pixel limits
 MAX_SEED = 2**32 - 1
+# The style losses (esm_core.losses.STYLE_LOSSES builds them) and the feature positions per side
+# one style sample spans (3x3 patches; one position), which set the smallest image: the CLI
+# checks sizes with these before torch loads (tests/test_architecture.py holds them to the engine's).
+STYLE_SAMPLES = {"patches": 3, "gram": 1}
 
 
 def require(ok: bool, message: str) -> None:
@@ -114,7 +118,7 @@ TEXTURE = _group(
     Param("variety", "float", "penalty on reusing the same style patches", 0, ui_high=100.0),
     Param("layers", "layers", "style layers", min_count=1),
     Param("loss", "choice", "style loss: patches (Neural Patches) or gram (Gram matrices)",
-          choices=("patches", "gram")),
+          choices=tuple(STYLE_SAMPLES)),
     Param("matching", "choice", "patch nearest-neighbour search: exact = brute force (the reference), fast = "
                                 "approximate PatchMatch search, as good with variety and 6.5x faster at 512x512 on a "
                                 "2-core Xeon (5.5x on a 2-core EPYC: it depends on the machine); with variety 0 "

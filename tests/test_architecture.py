@@ -73,8 +73,9 @@ def test_a_cli_job_run_on_a_daemon_loads_no_torch_in_the_client(daemon, tmp_path
 
 
 def test_the_engines_style_losses_are_the_schemas_choices() -> None:
-    from esm_contract.schema import TEXTURE
+    from esm_contract.schema import STYLE_SAMPLES, TEXTURE
+    from esm_core.features.patches import PATCH
     from esm_core.losses import STYLE_LOSSES
 
     assert set(STYLE_LOSSES) == set(TEXTURE["loss"].choices)
-    assert {name: loss.sample for name, loss in STYLE_LOSSES.items()} == {"patches": 3, "gram": 1}
+    assert STYLE_SAMPLES["patches"] == PATCH  # Neural Patches' samples are the engine's 3x3 patches

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     images = {"image": read_image(args.image), "mask": mask_channel(read_image(args.mask))}
     if args.source is not None:
         images["source"] = read_image(args.source)
-    check_size("image", (images["image"].shape[1], images["image"].shape[0]), params.layers, True)
+    check_size("image", (images["image"].shape[1], images["image"].shape[0]), params.layers, S.STYLE_SAMPLES[params.loss])
     grey = int(((images["mask"] != 0) & (images["mask"] != 255)).sum())
     if grey:
         print(f"esm fill: note: {grey} mask pixels are neither black nor white; "

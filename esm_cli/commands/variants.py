@@ -85,7 +85,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def variant_params(args: argparse.Namespace, mode: str, original: bool) -> P.VariantParams:
     if args.size and max(args.size) <= P.MAX_SIDE:  # too large: validation says so, with the limit
-        check_size("output size (--size)", args.size, _feature_layers(args), patches=False)
+        check_size("output size (--size)", args.size, _feature_layers(args), S.STYLE_SAMPLES["gram"])
     width, height = args.size if args.size else (None, None)
     shared = {name: getattr(args, name) for name in ("tileable", "seed", *S.SCHEDULE, *S.STYLE)}
     own = {name: getattr(args, name) for name in ("count", "layers", "base_layers", "levels", "level_clip",
@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     if args.content is not None:
         images["content"] = read_image(args.content)
     for name, image in images.items():
-        check_size(name, (image.shape[1], image.shape[0]), _feature_layers(args), patches=False)
+        check_size(name, (image.shape[1], image.shape[0]), _feature_layers(args), S.STYLE_SAMPLES["gram"])
     with user_errors():
         from esm_core.images import save_image
 

@@ -9,8 +9,8 @@ the fill's anchor (``anchor``) and smoothness (``objectives.total_variation``).
 
 ``STYLE_LOSSES`` maps the style loss a job names (``SynthesisParams.loss``; its choices in
 esm_contract.schema) to how that loss is built. Adding a style loss: its term class (here),
-an entry in ``STYLE_LOSSES``, its name in the schema's ``loss`` choices; plus its test and
-its line in docs/engine.md (docs/architecture.md, "How to add a loss").
+an entry in ``STYLE_LOSSES``, its name and sample size in the schema's ``STYLE_SAMPLES``; plus
+its test and its line in docs/engine.md (docs/architecture.md, "How to add a loss").
 """
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ import torch
 
 from esm_contract.params import SynthesisParams
 
-from ..features.patches import PATCH
 from .matching import SearchState
 from .objectives import GramLoss, PatchLoss, StyleLayer, gram_matrix
 
@@ -50,12 +49,6 @@ class StyleRequest:
     copy_penalty: float = 0.0
 
 
-@dataclass(frozen=True)
-class StyleLoss:
-    sample: int  # feature positions per side that one style sample spans: it sets the smallest image
-    build: Callable[[StyleRequest], LossTerm]
-
-
 def gram_targets(resources: Any, key: Hashable, features: Callable[[], dict[str, torch.Tensor]],
                  ) -> dict[str, torch.Tensor]:
     """The Gram matrix of each layer of the exemplar's features, cached under ``key``."""
@@ -75,7 +68,9 @@ def _gram(request: StyleRequest) -> GramLoss:
     return GramLoss(gram_targets(request.resources, request.key, request.features), request.params.style_weight)
 
 
-STYLE_LOSSES: dict[str, StyleLoss] = {
-    "patches": StyleLoss(PATCH, _patches),  # Neural Patches: 3x3 feature patches, matched (the reference)
-    "gram": StyleLoss(1, _gram),  # Gram matrices (Gatys et al.): per-position feature statistics
+# Each style loss's sample size (feature positions per side: it sets the smallest image) is
+# esm_contract.schema.STYLE_SAMPLES', which the CLI checks sizes with before torch loads.
+STYLE_LOSSES: dict[str, Callable[[StyleRequest], LossTerm]] = {
+    "patches": _patches,  # Neural Patches: 3x3 feature patches, matched (the reference)
+    "gram": _gram,  # Gram matrices (Gatys et al.): per-position feature statistics
 }

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from esm_contract.params import NetworkParams, SynthesisParams
+from esm_contract.schema import STYLE_SAMPLES
 
 from ..features.exemplar import Networks, exemplar_features, image_digest, to_uint8
 from ..features.networks import layer_scale, min_image_side, normalise_pixels
@@ -40,7 +41,7 @@ MARGIN = 8  # px synthesised around a non-tileable texture and cut off: the netw
 
 
 def min_side_for(params: SynthesisParams) -> int:
-    return min_image_side(params.layers, STYLE_LOSSES[params.loss].sample)
+    return min_image_side(params.layers, STYLE_SAMPLES[params.loss])
 
 
 def style_objective(
@@ -53,7 +54,7 @@ def style_objective(
     ``select`` (Neural Patches only) restricts the loss to some of the image's patches (fill);
     ``match_states``, shared by a run's phases, carries the matcher's search state from one
     phase to the next; ``copy_penalty`` keeps the matches from copying (``PatchLoss``)."""
-    return STYLE_LOSSES[params.loss].build(StyleRequest(
+    return STYLE_LOSSES[params.loss](StyleRequest(
         resources, style_key(exemplar, phase, params.network, params.layers, params.loss),
         lambda: exemplar_features(resources, exemplar, phase.style_size, params.network, params.layers),
         params, select, match_states, copy_penalty))
