@@ -38,10 +38,11 @@ os.environ["OMP_WAIT_POLICY"] = "PASSIVE"  # before torch is imported, see above
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from esm_api.autostart import wait_until_answering  # noqa: E402
-from esm_api.client import Client, JobCancelled  # noqa: E402
-from esm_api.protocol import RawImage  # noqa: E402
-from esm_api.runtime import RUNTIME_DIR_ENV  # noqa: E402
+from esm_client.autostart import wait_until_answering  # noqa: E402
+from esm_client.client import Client, JobCancelled  # noqa: E402
+from esm_client.protocol import RawImage  # noqa: E402
+from esm_client.runtime import RUNTIME_DIR_ENV  # noqa: E402
+from esm_contract.jobs import parse_job  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -174,7 +175,8 @@ def main() -> None:
 
                 # 2. daemon vs in-process, both warm, interleaved
                 engine = Engine("cpu")
-                in_process = lambda: engine.run("texture", params, {"exemplar": exemplar})  # noqa: E731
+                job = parse_job("texture", params, {"exemplar": exemplar})
+                in_process = lambda: engine.run(job)  # noqa: E731
                 via_daemon = lambda: client.run("texture", params, {"exemplar": raw(exemplar)})  # noqa: E731
                 in_process(), via_daemon()  # warm both caches
                 local, remote = [], []
@@ -192,7 +194,7 @@ def main() -> None:
                     new = np.ascontiguousarray(np.roll(full, 7 * repeat + 1, axis=1)[:args.exemplar, :args.exemplar])
                     cold.append(timed(lambda: client.run("texture", params, {"exemplar": raw(new)})))
                     warm.append(timed(via_daemon))
-                    fresh.append(timed(lambda: Engine("cpu").run("texture", params, {"exemplar": exemplar})))
+                    fresh.append(timed(lambda: Engine("cpu").run(job)))
                 cm, wm, fm = statistics.median(cold), statistics.median(warm), statistics.median(fresh)
                 print(f"\ndaemon, new exemplar (cold features):   median {cm * 1000:8.1f} ms")
                 print(f"daemon, repeated exemplar (warm cache): median {wm * 1000:8.1f} ms")

@@ -1,9 +1,9 @@
 """Hole filling against the truth: ESM fill versus OpenCV's Telea inpainting.
 
-Holes of several sizes and shapes are cut out of real texture photos (/work/shared/textures,
-central 192x192 crops), so what belongs in them is known. Each hole is filled by
-``esm fill`` (the engine, default settings: 4 phases x 10 iterations, context 64) and by
-``cv2.inpaint`` (Telea, radius 5); the copy that ESM starts from (esm_core.fillstart, no
+Holes of several sizes and shapes are cut out of real texture photos (shared/textures beside
+the repository, or $ESM_TEXTURES: bench/paths.py; central 192x192 crops), so what belongs in
+them is known. Each hole is filled by ``esm fill`` (the engine, default settings: 4 phases x 10 iterations, context 64) and by
+``cv2.inpaint`` (Telea, radius 5); the copy that ESM starts from (esm_core.modes.fillstart, no
 optimisation) is scored as well, to show what the optimisation changes. Scores
 (esm_core.evaluate):
 
@@ -26,12 +26,12 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-TEXTURES = Path("/work/shared/textures")
+from paths import TEXTURES  # bench/paths.py (this folder is sys.path[0])
+
 DEFAULT_TEXTURES = ("etr_grass03.png", "sh3d_roughcast.png", "sh3d_pebbles.png", "lo_coffee_beans.png",
                     "oa_diamond_plate.png", "lo_fence.png")
 CROP = 192
@@ -87,8 +87,8 @@ def main() -> None:
 
     from esm_core import Engine, FillParams, load_image
     from esm_core.evaluate import boundary_seam_score, colour_distance, patch_swd
-    from esm_core.fill import footprint
-    from esm_core.fillstart import start_image
+    from esm_core.modes.fill import footprint
+    from esm_core.modes.fillstart import start_image
 
     engine = Engine(args.device)
     params = FillParams(seed=args.seed)

@@ -35,10 +35,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from paths import TEXTURES  # bench/paths.py (this folder is sys.path[0])
 from PIL import Image, ImageDraw
 
 ROOT = Path(__file__).resolve().parents[1]
-TEXTURES = ROOT.parent / "shared" / "textures"
 RESYNTH = ROOT.parent / "shared" / "peers" / "resynth.sh"
 CASES = ("texture512", "tile256", "own", "fill")
 ENGINES = ("esm", "resynth")

@@ -27,7 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-TEXTURES = Path("/work/shared/textures")
+from paths import TEXTURES  # bench/paths.py (this folder is sys.path[0])
+
 DEFAULT_EXEMPLARS = ("lo_fence.png", "lo_coffee_beans.png", "krita_crackle.png", "skimage_grass.png")
 MATCHINGS = ("exact", "fast")
 BLOG = {"phases": 4, "iterations": 10, "style_weight": 100.0, "variety": 0.1, "smoothness": 0.1}
@@ -35,7 +36,7 @@ BLOG = {"phases": 4, "iterations": 10, "style_weight": 100.0, "variety": 0.1, "s
 
 def child(spec: dict[str, Any]) -> dict[str, Any]:
     """One synthesis in this process: times, peak memory and scores."""
-    from esm_daemon.memory import prepare_for_job, tune_allocator
+    from esm_core.memory import prepare_for_job, tune_allocator
 
     tune_allocator()  # first thing, as `esm synth` does, and prepare_for_job below
     import torch

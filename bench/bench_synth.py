@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from esm_api.params import MATCHINGS
+from esm_contract.params import MATCHINGS
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXTURES = Path("/work/shared/textures")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from esm_api.params import NetworkParams, VariantParams
+from esm_contract.params import NetworkParams, VariantParams
 from esm_core import Engine, load_image
 from esm_core.evaluate import patch_swd
 

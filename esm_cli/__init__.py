@@ -1,2 +1,2 @@
 """The ``esm`` command-line interface."""
-__version__ = "0.1.0"
+from esm_contract import __version__  # noqa: F401  (esm --version; one version for every part)

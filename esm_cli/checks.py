@@ -7,16 +7,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
-from esm_api import params as P
 from esm_cli.errors import UserError, user_errors
 
 if TYPE_CHECKING:
     import numpy as np
 
-# The network's block b spans 2**(b-1) pixels (esm_core.networks.layer_scale) and Neural Patches
-# need 3x3 feature positions (esm_core.patches.PATCH); tests/test_cli_checks.py holds these to
-# the engine's own values, which cannot be imported here without torch.
-PATCH = 3
+# The network's block b spans 2**(b-1) pixels (esm_core.features.networks.layer_scale); a style
+# sample spans esm_contract.schema.STYLE_SAMPLES feature positions. tests/test_cli_checks.py holds
+# these to the engine's own values, which cannot be imported here without torch.
 
 # Peak resident memory and CPU time of an in-process job, from docs/performance.md's benchmark
 # (texture, fast matching, 2-core Xeon, torch 2.13 CPU): 0.93 / 1.15 / 2.40 / 5.50 GiB and
@@ -32,15 +30,16 @@ def layer_scale(name: str) -> int:
     return 2 ** (int(name.split("_")[0]) - 1)
 
 
-def min_side(layers: Iterable[str], patches: bool) -> int:
-    """The smallest image side the engine accepts for ``layers`` (esm_core.synthesis.min_side_for)."""
-    return max(layer_scale(name) for name in layers) * (PATCH if patches else 1)
+def min_side(layers: Iterable[str], sample: int) -> int:
+    """The smallest image side the engine accepts for ``layers`` and style samples of
+    ``sample`` feature positions (esm_core.modes.synthesis.min_side_for)."""
+    return max(layer_scale(name) for name in layers) * sample
 
 
-def check_size(what: str, size: tuple[int, int], layers: Iterable[str], patches: bool) -> None:
+def check_size(what: str, size: tuple[int, int], layers: Iterable[str], sample: int) -> None:
     """Refuses an image or output smaller than the layers need, naming it and the minimum."""
     layers = tuple(layers)
-    least = min_side(layers, patches)
+    least = min_side(layers, sample)
     if min(size) < least:
         raise UserError(f"{what} {size[0]}x{size[1]} is too small for layers {','.join(layers)}: "
                         f"at least {least}x{least}")

@@ -1,7 +1,6 @@
 """Errors the CLI reports as one line (no traceback)."""
 from __future__ import annotations
 
-import sys
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -15,10 +14,10 @@ class UserError(Exception):
 
 
 def ping_daemon(endpoint: str, timeout_s: float = 0.5) -> dict[str, Any] | None:
-    """``esm_api.autostart.ping``; a daemon that refuses this client (``unauthorised``: another
+    """``esm_client.autostart.ping``; a daemon that refuses this client (``unauthorised``: another
     user's) is a UserError."""
-    from esm_api.autostart import ping
-    from esm_api.client import DaemonError
+    from esm_client.autostart import ping
+    from esm_client.client import DaemonError
 
     try:
         return ping(endpoint, timeout_s)
@@ -28,24 +27,14 @@ def ping_daemon(endpoint: str, timeout_s: float = 0.5) -> dict[str, Any] | None:
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Turns the engine's input errors into UserError. Imports no torch: the engine's own
-    errors are looked up only once the engine is loaded (nothing else raises them)."""
-    from esm_api.params import ParamError
-    from esm_core.images import ImageError
+    """Turns every ESM error (parameters, images, sizes, devices, cancellation, a daemon's
+    refusal) into a UserError: exit status 2 for what the job asks (esm_contract.errors.
+    USAGE_CODES), else 1."""
+    from esm_contract.errors import USAGE_CODES, EsmError
 
     try:
         yield
-    except (ParamError, ImageError) as error:
-        raise UserError(str(error)) from None
+    except EsmError as error:
+        raise UserError(error.message, exit_code=2 if error.code in USAGE_CODES else 1) from None
     except MemoryError:
         raise UserError("out of memory: try a smaller --size", exit_code=1) from None
-    except Exception as error:
-        if "esm_core.engine" not in sys.modules:
-            raise
-        from esm_core import Cancelled, DeviceError, SizeError
-
-        if isinstance(error, (SizeError, DeviceError)):
-            raise UserError(str(error)) from None
-        if isinstance(error, Cancelled):
-            raise UserError(str(error), exit_code=1) from None
-        raise

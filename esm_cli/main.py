@@ -11,7 +11,7 @@ import sys
 from typing import Sequence
 
 from esm_cli.errors import UserError
-from esm_daemon.memory import tune_allocator
+from esm_core.memory import tune_allocator
 
 # Sub-command modules; each has register(subparsers) which sets ``func`` on its parser.
 COMMANDS = ("synth", "fill", "install_plugin", "daemon", "eval", "grid", "variants")

@@ -1,13 +1,16 @@
-"""Flags shared by the synthesis commands, mapped one-to-one onto esm_api.params fields.
-Defaults come from the dataclasses, so --help always shows what the engine uses."""
+"""Flags shared by the synthesis commands, one per parameter of the schema (esm_contract.schema:
+type, choices, help) mapped one-to-one onto esm_contract.params fields. Defaults come from the
+dataclasses, so --help always shows what the engine uses."""
 from __future__ import annotations
 
 import argparse
 import dataclasses
 from typing import TypeVar
 
-from esm_api import params as P
-from esm_api.protocol import DEFAULT_ENDPOINT, ENDPOINT_ENV
+from esm_contract import params as P
+from esm_contract import schema as S
+from esm_contract.schema import Param
+from esm_client.runtime import DEFAULT_ENDPOINT, ENDPOINT_ENV
 from esm_cli.checks import check_size
 
 NETWORK_FLAGS = ("activation", "downsample", "units", "depth", "init", "network_seed")
@@ -33,6 +36,30 @@ def _layers(text: str) -> tuple[str, ...]:
 
 # Flags that --preset sets when they are not given: their argparse default is None.
 PRESET_FIELDS = tuple(dict.fromkeys(name for preset in P.SYNTHESIS_PRESETS.values() for name in preset))
+_TYPES = {"int": int, "float": float, "layers": _layers, "layer": _layers}
+
+
+def add_param(group: argparse._ActionsContainer, param: Param, default: object, *flags: str,
+              preset: bool = False, help: str | None = None, **kwargs: object) -> None:
+    """The flag of one schema parameter (esm_contract.schema): its type or choices, help and
+    range come from the schema, its default is ``default`` (the command's params class's).
+    ``flags`` replaces the flag's name (a command's established spelling); ``preset``: the
+    default is None, so --preset can tell a flag that was not given."""
+    shown = ",".join(default) if isinstance(default, tuple) else default
+    options: dict[str, object] = {"help": f"{help or param.help} (default {shown})"}
+    if param.kind == "bool":
+        options.update(action="store_true", help=help or param.help)
+    elif param.kind == "choice":
+        options.update(choices=param.choices, default=default)
+    else:
+        options.update(type=_TYPES[param.kind], default=default)
+        if param.kind in ("layers", "layer"):
+            options["metavar"] = "L[,L]" if param.kind == "layers" else "L"
+    if preset:
+        options["default"] = None
+    options.update(kwargs)
+    options.setdefault("dest", param.name)  # args.<field>, whatever the flag's spelling (tools/params_doc.py)
+    group.add_argument(*(flags or (param.flag,)), **options)
 
 
 def add_synthesis_options(parser: argparse.ArgumentParser, d: P.SynthesisParams | None = None, size: bool = True,
@@ -42,50 +69,33 @@ def add_synthesis_options(parser: argparse.ArgumentParser, d: P.SynthesisParams 
     ``distribution`` offers the sliced Wasserstein flags and --preset (texture commands)."""
     d = d or P.SynthesisParams()
     g = parser.add_argument_group("synthesis")
-    if size:
-        g.add_argument("--size", type=_size, metavar="WxH", help="output size (default: the exemplar's)")
-    else:
-        parser.set_defaults(size=None)
+    add_output_options(g, d, size=size, seed_help="seed of the initial noise")
     if distribution:
         g.add_argument("--preset", choices=tuple(P.SYNTHESIS_PRESETS), default="default",
                        help="default: the best measured settings (docs/quality.md); reference: the Extreme Style "
                             "Machines blog's pipeline and settings (%s). Flags given explicitly override it "
                             "(default %%(default)s)" % _describe(P.SYNTHESIS_PRESETS["reference"]))
-    g.add_argument("--tileable", action="store_true", help="make the output tile seamlessly")
-    g.add_argument("--seed", type=int, default=d.seed, help="seed of the initial noise (default %(default)s)")
-    g.add_argument("--phases", type=int, default=None,
-                   help="scales, coarse to fine, at most: a scale whose image or exemplar would be smaller than "
-                        f"the layers need is skipped (default {d.phases})")
-    g.add_argument("--iterations", type=int, default=None,
-                   help=f"L-BFGS loss evaluations per phase (default {d.iterations})")
-    g.add_argument("--style-weight", type=float, default=None, help=f"default {d.style_weight}")
-    g.add_argument("--variety", type=float, default=None,
-                   help=f"penalty on reusing the same style patches (default {d.variety})")
-    g.add_argument("--smoothness", type=float, default=None, help=f"total-variation weight (default {d.smoothness})")
-    if distribution:
-        g.add_argument("--swd-weight", type=float, default=None,
-                       help="weight of the sliced Wasserstein term that gives the --swd-layers the exemplar's "
-                            f"feature distribution: sharp, even detail; 0 = off (default {d.swd_weight})")
-        g.add_argument("--swd-layers", type=_layers, default=d.swd_layers, metavar="L[,L]",
-                       help="layers of the sliced Wasserstein term (default %s)" % ",".join(d.swd_layers))
-        g.add_argument("--layout-phases", type=int, default=None,
-                       help="first phases that match feature distributions only, which invents a new layout "
-                            "instead of rebuilding the exemplar's; the last phase never does "
-                            f"(default {d.layout_phases})")
-        g.add_argument("--copy-penalty", type=float, default=None,
-                       help="how strongly patches are kept from matching the exemplar at one offset over large "
-                            "regions, which would copy it verbatim, in the first phase that matches patches "
-                            "(docs/engine.md); 0 = off. The value applies near the exemplar's size and falls "
-                            "to a tenth of it at twice the exemplar's side and beyond (default %s)" % d.copy_penalty)
-    g.add_argument("--layers", type=_layers, default=d.layers, metavar="L[,L]",
-                   help="style layers (default %s)" % ",".join(d.layers))
-    g.add_argument("--loss", choices=P.LOSSES, default=d.loss, help="default %(default)s")
-    g.add_argument("--matching", choices=P.MATCHINGS, default=d.matching,
-                   help="patch nearest-neighbour search: exact = brute force (the reference), fast = "
-                        "approximate PatchMatch search, as good with --variety and 6.5x faster at 512x512 on a "
-                        "2-core Xeon (5.5x on a 2-core EPYC: it depends on the machine); with --variety 0 prefer "
-                        "exact (docs/performance.md) (default %(default)s)")
+    names = [*S.SCHEDULE, *S.STYLE, *S.TEXTURE]
+    if not distribution:
+        names = [name for name in names if name not in _DISTRIBUTION]
+    for name in names:
+        param = {**S.SCHEDULE, **S.STYLE, **S.TEXTURE}[name]
+        add_param(g, param, getattr(d, name), preset=name in PRESET_FIELDS)
     add_engine_options(parser, fixed=fixed)
+
+
+_DISTRIBUTION = ("swd_weight", "swd_layers", "layout_phases", "copy_penalty")  # texture commands only
+
+
+def add_output_options(group: argparse._ActionsContainer, d: P.JobParams, size: bool = True,
+                       seed_help: str | None = None, size_help: str = "output size (default: the exemplar's)") -> None:
+    """--size (width and height), --tileable and --seed (esm_contract.schema.OUTPUT)."""
+    if size:
+        group.add_argument("--size", type=_size, metavar="WxH", help=size_help)
+    else:
+        group.set_defaults(size=None)
+    add_param(group, S.OUTPUT["tileable"], d.tileable)
+    add_param(group, S.OUTPUT["seed"], d.seed, help=seed_help)
 
 
 def add_engine_options(parser: argparse.ArgumentParser, n: P.NetworkParams | None = None,
@@ -95,17 +105,10 @@ def add_engine_options(parser: argparse.ArgumentParser, n: P.NetworkParams | Non
     (every command that runs the engine)."""
     n = n or P.NetworkParams()
     g = parser.add_argument_group("random network")
-    flags = {
-        "activation": dict(choices=P.ACTIVATIONS, default=n.activation, help="default %(default)s"),
-        "downsample": dict(choices=P.DOWNSAMPLES, default=n.downsample, help="default %(default)s"),
-        "units": dict(type=float, default=n.units, help="unit-count multiplier (default %(default)s)"),
-        "depth": dict(type=int, default=n.depth, help="repeats of each 3x3 layer (default %(default)s)"),
-        "init": dict(choices=P.INITS, default=n.init, help="weight initialisation (default %(default)s)"),
-        "network_seed": dict(type=int, default=n.seed, help="seed of the weights (default %(default)s)"),
-    }
     for name in NETWORK_FLAGS:
-        if name not in fixed:
-            g.add_argument("--" + name.replace("_", "-"), **flags[name])
+        field = name.removeprefix("network_")
+        if name not in fixed:  # args.network_<field>: a mode's own parameters may share a name (variants' init)
+            add_param(g, S.NETWORK[field], getattr(n, field), "--" + name.replace("_", "-"), dest="network_" + field)
     parser.add_argument("--device", choices=P.DEVICES, default="auto",
                         help="auto = CUDA, then Apple MPS, then CPU (default %(default)s)")
     parser.add_argument("--force", action="store_true",
@@ -130,25 +133,19 @@ def add_daemon_options(parser: argparse.ArgumentParser) -> None:
 def network_params(args: argparse.Namespace) -> P.NetworkParams:
     """The network flags given; a command's ``fixed`` flags take NetworkParams' defaults."""
     n = P.NetworkParams()
-    value = {name: getattr(args, name, getattr(n, name.replace("network_", ""))) for name in NETWORK_FLAGS}
-    return P.NetworkParams(activation=value["activation"], downsample=value["downsample"], units=value["units"],
-                           depth=value["depth"], init=value["init"], seed=value["network_seed"])
+    fields = [name.removeprefix("network_") for name in NETWORK_FLAGS]
+    return P.NetworkParams(**{field: getattr(args, "network_" + field, getattr(n, field)) for field in fields})
 
 
-S = TypeVar("S", bound=P.SynthesisParams)
+SP = TypeVar("SP", bound=P.SynthesisParams)
+_SYNTHESIS_FLAGS = ("tileable", "seed", *S.SCHEDULE, *S.STYLE, *S.TEXTURE)  # fields set from flags of the same name
 
 
-def synthesis_params(args: argparse.Namespace, d: S | None = None) -> S:
+def synthesis_params(args: argparse.Namespace, d: SP | None = None) -> SP:
     """``d`` (default SynthesisParams()) with the preset's values, then the flags given."""
-    if args.size and max(args.size) <= P.MAX_SIDE:  # too large: validate() says so, with the limit
-        check_size("output size (--size)", args.size, args.layers, args.loss == "patches")
+    if args.size and max(args.size) <= P.MAX_SIDE:  # too large: validation says so, with the limit
+        check_size("output size (--size)", args.size, args.layers, S.STYLE_SAMPLES[args.loss])
     base = dataclasses.replace(d or P.SynthesisParams(), **P.SYNTHESIS_PRESETS[getattr(args, "preset", "default")])
-    preset = {name: getattr(base, name) if getattr(args, name, None) is None else getattr(args, name)
-              for name in PRESET_FIELDS}
+    given = {name: getattr(args, name) for name in _SYNTHESIS_FLAGS if getattr(args, name, None) is not None}
     width, height = args.size if args.size else (None, None)
-    params = dataclasses.replace(
-        base, **preset, width=width, height=height, tileable=args.tileable, seed=args.seed,
-        layers=tuple(args.layers), swd_layers=tuple(getattr(args, "swd_layers", base.swd_layers)), loss=args.loss,
-        matching=args.matching, network=network_params(args))
-    params.validate()
-    return params  # type: ignore[return-value]
+    return dataclasses.replace(base, **given, width=width, height=height, network=network_params(args))

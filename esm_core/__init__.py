@@ -8,11 +8,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from esm_api.params import FillParams, NetworkParams, ParamError, SynthesisParams
+from esm_contract.errors import ParamError
+from esm_contract.params import FillParams, NetworkParams, SynthesisParams
 
 _SOURCES = {
     "Engine": "engine", "ImageError": "images", "load_image": "images", "save_image": "images",
-    "SizeError": "multiscale", "CancelToken": "progress", "Cancelled": "progress", "Progress": "progress",
+    "SizeError": "optimisation.multiscale", "CancelToken": "progress", "Cancelled": "progress", "Progress": "progress",
     "boundary_seam_score": "evaluate", "colour_distance": "evaluate", "evaluate": "evaluate",
     "patch_swd": "evaluate", "seam_score": "evaluate", "DeviceError": "devices",
 }

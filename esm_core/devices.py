@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import torch
 
+from esm_contract.errors import ParamError
 
-class DeviceError(ValueError):
+
+class DeviceError(ParamError):
     """The requested device is not available on this machine."""
 
 

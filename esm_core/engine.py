@@ -7,19 +7,16 @@ from typing import Any, Callable, Hashable, Mapping
 import numpy as np
 import torch
 
-from esm_api.jobs import parse_job
-from esm_api.params import FillParams, NetworkParams, ParamError, SynthesisParams, VariantParams
+from esm_contract.jobs import Job
+from esm_contract.params import FillParams, NetworkParams, SynthesisParams, VariantParams
 
 from .cache import LRUCache
 from .devices import resolve_device
-from .fill import fill_hole
+from .features.networks import RandomNetwork
 from .images import check_image, from_grey, is_grey, to_grey
-from .networks import RandomNetwork
-from . import matching
-from .matching import Matcher
+from .losses import matching
+from .losses.matching import Matcher
 from .progress import CancelToken, ProgressCallback
-from .synthesis import synthesize_texture
-from .variants import synthesize_variants
 
 DEFAULT_CACHE_BYTES = 1 << 30
 
@@ -80,22 +77,13 @@ class Engine:
     # -- modes
     def run(
         self,
-        mode: str,
-        params: Mapping[str, Any] | None,
-        images: Mapping[str, np.ndarray],
+        job: Job[np.ndarray],
         progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None,
     ) -> list[np.ndarray]:
-        """Runs a job described as on the wire (esm_api.jobs): mode name, params map, named
-        images. Used by the daemon; the CLI calls the typed methods below."""
-        parsed = parse_job(mode, params, frozenset(images))
-        if mode == "texture":
-            return [self.synthesize(images["exemplar"], parsed, progress, cancel)]
-        if mode == "fill":
-            return [self.fill(images["image"], images["mask"], parsed, images.get("source"), progress, cancel)]
-        if mode == "variants":
-            return self.variants(images["style"], parsed, images.get("content"), progress, cancel)
-        raise ParamError(f"mode {mode!r} is not implemented by this engine")
+        """Runs a validated job (esm_contract.jobs.Job with uint8 HxWxC images) by its mode's
+        entry in ``MODES``. The CLI and the daemon both run jobs this way."""
+        return MODES[job.mode](self, job, progress, cancel)
 
     def synthesize(
         self,
@@ -104,6 +92,8 @@ class Engine:
         progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None,
     ) -> np.ndarray:
+        from .modes.synthesis import synthesize_texture
+
         grey = grey_inputs({"exemplar": exemplar})
         with torch.inference_mode(False), torch.enable_grad():
             result = synthesize_texture(self, grey["exemplar"] if grey else exemplar, params, progress, cancel)
@@ -120,6 +110,8 @@ class Engine:
     ) -> np.ndarray:
         """``image`` with its hole (``mask`` >= 128) filled from the surroundings or from
         ``source`` (docs/fill.md)."""
+        from .modes.fill import fill_hole  # loads scipy's ndimage and signal: only fills pay for them
+
         grey = grey_inputs({"image": image, "source": source})
         if grey:
             image, source = grey["image"], grey.get("source")
@@ -137,10 +129,26 @@ class Engine:
     ) -> list[np.ndarray]:
         """Style variants, fantasy styles or style transfer from randomised Gram matrices:
         ``params.count`` images (plus the original style's first when ``params.original``),
-        in the order of ``esm_core.variants.image_seeds(params)`` (docs/variants.md)."""
+        in the order of ``esm_core.modes.variants.image_seeds(params)`` (docs/variants.md)."""
+        from .modes.variants import synthesize_variants
+
         grey = grey_inputs({"style": style, "content": content})
         if grey:
             style, content = grey["style"], grey.get("content")
         with torch.inference_mode(False), torch.enable_grad():
             results = synthesize_variants(self, style, params, content, progress, cancel)
         return [_in_colour(result) for result in results] if grey else results
+
+
+ModeRunner = Callable[[Engine, Job[np.ndarray], "ProgressCallback | None", "CancelToken | None"], list[np.ndarray]]
+
+# The engine's modes, by the name esm_contract.jobs.MODES gives them (tests/test_architecture.py
+# checks that both name the same modes). A mode's code loads on its first job.
+MODES: dict[str, ModeRunner] = {
+    "texture": lambda engine, job, progress, cancel: [
+        engine.synthesize(job.images["exemplar"], job.params, progress, cancel)],
+    "fill": lambda engine, job, progress, cancel: [
+        engine.fill(job.images["image"], job.images["mask"], job.params, job.images.get("source"), progress, cancel)],
+    "variants": lambda engine, job, progress, cancel: engine.variants(
+        job.images["style"], job.params, job.images.get("content"), progress, cancel),
+}

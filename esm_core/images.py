@@ -13,10 +13,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from esm_contract.errors import ParamError
+from esm_contract.images import RawImage
+
 SUPPORTED_CHANNELS = (1, 2, 3, 4)
 
 
-class ImageError(ValueError):
+class ImageError(ParamError):
     """An image file or array cannot be used; the message says why."""
 
 
@@ -126,3 +129,17 @@ def from_grey(array: np.ndarray) -> np.ndarray:
     colour, alpha = split_alpha(array)
     rgb = np.repeat(colour, 3, axis=2)
     return rgb if alpha is None else np.concatenate([rgb, alpha], axis=2)
+
+
+def to_array(image: RawImage) -> np.ndarray:
+    """A read-only view of a wire image's bytes as (H, W, C) uint8."""
+    return np.frombuffer(memoryview(image.data), dtype=np.uint8).reshape(image.height, image.width, image.channels)
+
+
+def from_array(array: np.ndarray) -> RawImage:
+    """Wraps a uint8 (H, W, C) or (H, W) array as a wire image that shares its memory."""
+    if array.ndim == 2:
+        array = array[..., None]
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    height, width, channels = array.shape
+    return RawImage(width, height, channels, memoryview(array).cast("B"))

@@ -8,9 +8,13 @@ from typing import Callable
 
 import numpy as np
 
+from esm_contract.errors import CANCELLED, EsmError
 
-class Cancelled(Exception):
+
+class Cancelled(EsmError):
     """Raised inside the engine when its CancelToken was set."""
+
+    code = CANCELLED
 
 
 class CancelToken:

@@ -33,8 +33,8 @@ from typing import Callable, Iterator
 
 import pytest
 
-from esm_api.autostart import wait_until_answering
-from esm_api.runtime import RUNTIME_DIR_ENV
+from esm_client.autostart import wait_until_answering
+from esm_client.runtime import RUNTIME_DIR_ENV
 
 START_TIMEOUT_S = 180.0  # torch import on a loaded 2-core CI machine
 STOP_TIMEOUT_S = 30.0

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from esm_api.params import LAYER_NAMES, SynthesisParams
+from esm_contract.params import LAYER_NAMES, SynthesisParams
+from esm_contract.schema import STYLE_SAMPLES
 from esm_cli.checks import BASE_BYTES, BYTES_PER_PIXEL, available_memory, min_side
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,13 +71,12 @@ def test_sizes_blame_what_the_user_gave(tmp_path: Path) -> None:
 
 
 def test_the_minimum_side_is_the_engines() -> None:
-    """esm_cli.checks.min_side is esm_core.synthesis.min_side_for without torch."""
-    from esm_core.synthesis import min_side_for
+    """esm_cli.checks.min_side is esm_core.modes.synthesis.min_side_for without torch."""
+    from esm_core.modes.synthesis import min_side_for
 
     for layer in LAYER_NAMES:
-        for loss in ("patches", "gram"):
-            assert min_side((layer, "1_1"), loss == "patches") == min_side_for(SynthesisParams(layers=(layer, "1_1"),
-                                                                                              loss=loss))
+        for loss, sample in STYLE_SAMPLES.items():
+            assert min_side((layer, "1_1"), sample) == min_side_for(SynthesisParams(layers=(layer, "1_1"), loss=loss))
 
 
 def test_a_job_this_machine_cannot_hold_is_refused_with_the_estimate_and_force(tmp_path: Path) -> None:

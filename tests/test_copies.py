@@ -1,4 +1,4 @@
-"""The copy penalty (esm_core.copies): offsets as table keys, and matches spread away from
+"""The copy penalty (esm_core.losses.copies): offsets as table keys, and matches spread away from
 an offset that copies a large region, leaving small coherent regions alone."""
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import itertools
 
 import torch
 
-from esm_core.copies import FULL_AREA, TENTH_AREA, OffsetTable, offset_penalties, spread_copies, strength_for_size
-from esm_core.patches import extract_patches, normalise_rows
+from esm_core.features.patches import extract_patches, normalise_rows
+from esm_core.losses.copies import (FULL_AREA, TENTH_AREA, OffsetTable, offset_penalties, spread_copies,
+                                    strength_for_size)
 
 
 def test_two_pairs_have_the_same_key_exactly_when_they_have_the_same_offset() -> None:

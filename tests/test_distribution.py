@@ -1,4 +1,4 @@
-"""The sliced Wasserstein term (esm_core.distribution): exact ranks, a loss that is zero only
+"""The sliced Wasserstein term (esm_core.losses.distribution): exact ranks, a loss that is zero only
 for the exemplar's distribution, and a gradient that moves towards it."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from esm_core.distribution import SlicedWassersteinLoss, argsort_rows, local_rms, quantiles
+from esm_core.losses.distribution import SlicedWassersteinLoss, argsort_rows, local_rms, quantiles
 
 
 def test_argsort_rows_equals_a_stable_argsort_with_negatives_and_ties() -> None:

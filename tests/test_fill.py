@@ -1,4 +1,4 @@
-"""Filling a hole (esm_core.fill, esm fill): exact geometry, bit-identical surroundings,
+"""Filling a hole (esm_core.modes.fill, esm fill): exact geometry, bit-identical surroundings,
 texture statistics, wrap-around fill, the result forms, errors, the CLI and the daemon."""
 from __future__ import annotations
 
@@ -11,17 +11,18 @@ import pytest
 import torch
 from PIL import Image
 
-from esm_api.params import FillParams, NetworkParams, ParamError, from_dict
+from esm_contract.jobs import parse_job
+from esm_contract.params import FillParams, NetworkParams, ParamError, from_dict
 from esm_cli.main import main
 from esm_core import CancelToken, Cancelled, Engine, ImageError, load_image
 from esm_core.evaluate import patch_swd, seam_score
-from esm_core.fill import _geometry, fill_hole
-from esm_core.fillstart import seam_distance, start_image
-from esm_core.holes import feature_cells, grow
-from esm_core.multiscale import plan_phases
-from esm_core.networks import RandomNetwork, layer_scale, normalise_pixels, receptive_radius
-from esm_core.patches import extract_patches
-from esm_core.synthesis import to_tensor
+from esm_core.modes.fill import _geometry, fill_hole
+from esm_core.modes.fillstart import seam_distance, start_image
+from esm_core.features.holes import feature_cells, grow
+from esm_core.optimisation.multiscale import plan_phases
+from esm_core.features.networks import RandomNetwork, layer_scale, normalise_pixels, receptive_radius
+from esm_core.features.patches import extract_patches
+from esm_core.features.exemplar import to_tensor
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "esm_core" / "data"
@@ -137,7 +138,7 @@ def test_layer_output_holds_only_the_hole(engine: Engine, grass: np.ndarray) -> 
     image, mask = grass[:64, :64], square_mask(64, (20, 24, 40, 44))
     hole = mask[..., 0] > 0
     composite = engine.fill(image, mask, FillParams(**FAST))
-    layer = engine.run("fill", {**FAST, "output": "layer"}, {"image": image, "mask": mask})[0]
+    layer = engine.run(parse_job("fill", {**FAST, "output": "layer"}, {"image": image, "mask": mask}))[0]
     assert layer.shape == (64, 64, 4)
     assert (layer[hole, 3] == 255).all() and (layer[~hole] == 0).all()
     assert all(np.array_equal(layer[hole, c], composite[hole, 0]) for c in range(3))  # grey as RGB
@@ -213,9 +214,9 @@ def test_bad_fill_params_are_refused(params: dict, message: str) -> None:
         from_dict(FillParams, params)
 
 
-def test_job_needs_image_and_mask(engine: Engine, grass: np.ndarray) -> None:
+def test_job_needs_image_and_mask(grass: np.ndarray) -> None:
     with pytest.raises(ParamError, match="mask"):
-        engine.run("fill", FAST, {"image": grass[:64, :64]})
+        parse_job("fill", FAST, {"image": grass[:64, :64]})
 
 
 def test_too_little_context_is_refused(engine: Engine, grass: np.ndarray) -> None:

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from esm_api import params as P
-from esm_api.client import Client
-from esm_daemon.arrays import from_array, to_array
+from esm_contract import params as P
+from esm_client.client import Client
+from esm_core.images import from_array, to_array
 
 ROOT = Path(__file__).resolve().parents[1]
 SHORT = ["--phases", "1", "--iterations", "3", "--no-daemon", "-q"]

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from esm_api.params import NetworkParams, SynthesisParams
+from esm_contract.params import NetworkParams, SynthesisParams
 from esm_cli.main import main
 from esm_core import Engine, load_image
-from esm_core.grid import CAPTION, MARGIN, ROWS, cell_origin, grid_cells, sheet_size
+from esm_cli.grid import CAPTION, MARGIN, ROWS, cell_origin, grid_cells, sheet_size
 
 ROOT = Path(__file__).resolve().parents[1]
 BRICK = ROOT / "esm_core" / "data" / "brick.png"

@@ -6,17 +6,18 @@ import numpy as np
 import pytest
 import torch
 
-from esm_api.params import MATCHINGS, FillParams, NetworkParams, ParamError, SynthesisParams
+from esm_contract.params import MATCHINGS, FillParams, NetworkParams, ParamError, SynthesisParams
 from esm_cli.main import main
 from esm_core import Engine
 from esm_core.images import load_image
-from esm_core.matching import PatchMatcher, matcher, patch_scores, principal_basis, rescale_matches, style_index
-from esm_core.networks import RandomNetwork, normalise_pixels
-from esm_core.objectives import PatchLoss, StyleLayer
-from esm_core.patches import (extract_patches, match_exact, normalise_rows, patch_distance, patch_map,
+from esm_core.losses.matching import (PatchMatcher, SearchState, matcher, patch_scores, principal_basis, rescale_matches,
+                               style_index)
+from esm_core.features.networks import RandomNetwork, normalise_pixels
+from esm_core.losses.objectives import PatchLoss, StyleLayer
+from esm_core.features.patches import (extract_patches, match_exact, normalise_rows, patch_distance, patch_map,
                               position_major, with_backoff)
-from esm_core.resample import resize
-from esm_core.synthesis import to_tensor
+from esm_core.features.resample import resize
+from esm_core.features.exemplar import to_tensor
 
 DATA = __import__("pathlib").Path(__file__).resolve().parent.parent / "esm_core" / "data"
 LAYERS = ("3_1", "4_1")
@@ -52,7 +53,7 @@ def test_fast_matches_score_close_to_exact(features, image: str, layer: str) -> 
     current_features = features[image][layer]
     current = normalise_rows(extract_patches(current_features))
     exact = match_exact(current, style.normalised)
-    state: dict = {}
+    state = SearchState()
     fast = None
     for _ in range(3):  # a cold search, then warm ones from its matches
         fast = SEARCH.match_features(current_features, style, 0.0, None, False, None, state)
@@ -75,7 +76,7 @@ def test_fast_style_best_is_close_to_exact(features) -> None:
     current_features = features["grass"]["3_1"]
     current = normalise_rows(extract_patches(current_features))
     exact = match_exact(current, style.normalised, 0.1, torch.zeros(len(style.targets)))
-    state: dict = {}
+    state = SearchState()
     for _ in range(3):
         fast = SEARCH.match_features(current_features, style, 0.1, exact.style_best, False, None, state)
     # estimated in the projected space: at most the exact value, and close to it
@@ -105,7 +106,7 @@ def test_rescoring_in_full_dimension_never_picks_a_worse_candidate(features) -> 
     current_features = features["grass"]["3_1"]
     current = normalise_rows(extract_patches(current_features))
     rescored, projected = (PatchMatcher(exact_below=0, rerank=rerank, dims=16).match_features(
-        current_features, style, 0.0, None, False, None, {}) for rerank in (4, 0))
+        current_features, style, 0.0, None, False, None, SearchState()) for rerank in (4, 0))
     better = exact_scores(current, style.normalised, rescored.indices)
     plain = exact_scores(current, style.normalised, projected.indices)
     assert bool((better >= plain - 1e-5).all())
@@ -119,12 +120,12 @@ def test_inverse_candidates_are_style_patches_whose_best_image_patch_it_is(featu
     start = torch.arange(image_positions) % len(index.positions)
     reverse = torch.zeros(len(index.valid), dtype=torch.long)
     reverse[index.positions] = (index.positions * 7) % 40  # image patches 40..49 own no style patch
-    inverse = PatchMatcher._inverse({"reverse": reverse}, index, start)
+    inverse = PatchMatcher._inverse(SearchState(reverse=reverse), index, start)
     assert inverse is not None and inverse.shape == (image_positions, 1)
     owned = inverse[:40, 0]
     assert torch.equal(reverse[owned], torch.arange(40))  # each owns the style patch it gets
     assert torch.equal(inverse[40:, 0], start[40:])  # the others keep their start
-    assert PatchMatcher._inverse({}, index, start) is None  # no reverse search yet
+    assert PatchMatcher._inverse(SearchState(), index, start) is None  # no reverse search yet
 
 
 def test_dropped_style_patches_are_never_chosen_and_select_picks_patches(features) -> None:
@@ -136,7 +137,7 @@ def test_dropped_style_patches_are_never_chosen_and_select_picks_patches(feature
     current_features = features["shifted"]["3_1"]
     count = (current_features.shape[-2] - 2) * (current_features.shape[-1] - 2)
     select = torch.arange(count) % 3 == 0
-    result = SEARCH.match_features(current_features, style, 0.1, None, False, select, {})
+    result = SEARCH.match_features(current_features, style, 0.1, None, False, select, SearchState())
     assert result.indices.shape == (int(select.sum()),)
     assert int(result.indices.max()) < len(style.targets)  # indices into the kept patches
     assert result.style_best.shape == (len(style.targets),)
@@ -148,7 +149,7 @@ def test_dropped_style_patches_are_never_chosen_and_select_picks_patches(feature
 def test_circular_matching_covers_every_position(features) -> None:
     style = StyleLayer.from_features(features["style"]["4_1"])
     current_features = features["grass"]["4_1"]
-    result = SEARCH.match_features(current_features, style, 0.0, None, True, None, {})
+    result = SEARCH.match_features(current_features, style, 0.0, None, True, None, SearchState())
     assert result.indices.shape == (current_features.shape[-2] * current_features.shape[-1],)
     current = normalise_rows(extract_patches(current_features, circular=True))
     best = exact_scores(current, style.normalised, match_exact(current, style.normalised).indices)
@@ -232,7 +233,7 @@ def test_patch_loss_with_fast_matcher_keeps_state_and_fills_history(features) ->
     current = {name: features["grass"][name].clone().requires_grad_(True) for name in LAYERS}
     first = loss(current)
     first.backward()
-    assert set(loss.states) == set(LAYERS) and all("forward" in s for s in loss.states.values())
+    assert set(loss.states) == set(LAYERS) and all(s.forward is not None for s in loss.states.values())
     assert all(torch.isfinite(h).all() for h in loss.history.values())
     second = loss(current).detach()
     exact = PatchLoss(style, 1.0, variety=0.1, matcher=matcher("exact"))(current).detach()
@@ -264,7 +265,7 @@ def test_default_fast_matcher_matches_small_layers_exactly(features) -> None:
     style = StyleLayer.from_features(features["style"]["3_1"])
     current_features = features["grass"]["3_1"]
     current = normalise_rows(extract_patches(current_features))
-    result = matcher("fast").match_features(current_features, style, 0.0, None, False, None, {})
+    result = matcher("fast").match_features(current_features, style, 0.0, None, False, None, SearchState())
     assert torch.equal(result.indices, match_exact(current, style.normalised).indices)
 
 
@@ -272,7 +273,7 @@ def test_search_is_deterministic(features) -> None:
     style = StyleLayer.from_features(features["style"]["3_1"])
     runs = []
     for _ in range(2):
-        state: dict = {}
+        state = SearchState()
         runs.append([SEARCH.match_features(features["grass"]["3_1"], style, 0.1, None, False, None, state)
                      for _ in range(2)])
     for first, second in zip(*runs):
@@ -306,13 +307,13 @@ def test_a_phase_search_starts_from_the_coarser_phase_matches() -> None:
         coarse, fine = ({name: net(normalise_pixels(resize(picture, side, side)), ("3_1",))["3_1"]
                          for name, picture in (("style", brick), ("image", image))} for side in (56, 112))
     searcher = PatchMatcher(exact_below=0, cold=8, coarse=2)
-    state: dict = {}
+    state = SearchState()
     for _ in range(2):
         searcher.match_features(coarse["image"], StyleLayer.from_features(coarse["style"]), 0.0, None, False,
                                 None, state)
     style = StyleLayer.from_features(fine["style"])
     started = searcher.match_features(fine["image"], style, 0.0, None, False, None, state)
-    cold = PatchMatcher(exact_below=0, cold=2).match_features(fine["image"], style, 0.0, None, False, None, {})
+    cold = PatchMatcher(exact_below=0, cold=2).match_features(fine["image"], style, 0.0, None, False, None, SearchState())
     current = normalise_rows(extract_patches(fine["image"]))
     best = exact_scores(current, style.normalised, match_exact(current, style.normalised).indices)
 

@@ -1,4 +1,4 @@
-"""glibc's allocator settings (esm_daemon.memory): in a job up to the size limit, repeated loss
+"""glibc's allocator settings (esm_core.memory): in a job up to the size limit, repeated loss
 evaluations in a thread (as the daemon runs its jobs) reuse freed memory instead of faulting
 fresh pages in, and their memory goes back to the system on release; bigger jobs, and work
 outside jobs, get glibc's mapped blocks. Each
@@ -12,19 +12,19 @@ import sys
 
 import pytest
 
-from esm_daemon.memory import KEEP_FREED_UP_TO_PIXELS
+from esm_core.memory import KEEP_FREED_UP_TO_PIXELS
 
 # In a worker thread: network forward and backward passes at 512x512 (tensors of 48 MiB, above
 # glibc's 32 MiB mmap threshold), two to warm up, then four whose page faults are counted; then
 # the resident memory before and after release_freed_memory.
 PROBE = """
 import json, resource, sys, threading
-from esm_daemon.memory import prepare_for_job, release_freed_memory, tune_allocator
+from esm_core.memory import prepare_for_job, release_freed_memory, tune_allocator
 
 applied = tune_allocator()  # first thing, as esm_cli.main does
 import torch
-from esm_api.params import NetworkParams
-from esm_core.networks import RandomNetwork, normalise_pixels
+from esm_contract.params import NetworkParams
+from esm_core.features.networks import RandomNetwork, normalise_pixels
 
 def resident() -> int:
     with open("/proc/self/statm") as statm:

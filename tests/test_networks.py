@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from esm_api.params import ACTIVATIONS, DOWNSAMPLES, NetworkParams
-from esm_core.networks import REFERENCE_LAYERS, LRELU_SLOPE, RandomNetwork, layer_scale
+from esm_contract.params import ACTIVATIONS, DOWNSAMPLES, NetworkParams
+from esm_core.features.networks import REFERENCE_LAYERS, LRELU_SLOPE, RandomNetwork, layer_scale
 
 ALL_LAYERS = [layer.name for layer in REFERENCE_LAYERS]
 
@@ -81,7 +81,7 @@ def test_circular_features_of_a_tiling_are_the_tiling_of_features() -> None:
 @pytest.mark.parametrize("bad", [dict(activation="tanh"), dict(downsample="stride"), dict(units=0.0),
                                  dict(depth=4), dict(init="he"), dict(seed=-1)])
 def test_bad_network_params_are_refused(bad: dict) -> None:
-    from esm_api.params import ParamError
+    from esm_contract.params import ParamError
 
     with pytest.raises(ParamError):
         NetworkParams(**bad).validate()

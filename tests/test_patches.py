@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from esm_core.patches import extract_patches, match_exact, normalise_rows
+from esm_core.features.patches import extract_patches, match_exact, normalise_rows
 
 
 def brute_force(current: np.ndarray, style: np.ndarray, variety: float, history: np.ndarray | None):

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from esm_api.params import SYNTHESIS_PRESETS
+from esm_contract.params import SYNTHESIS_PRESETS
 from esm_core import Engine, SynthesisParams, load_image
 from esm_core.evaluate import evaluate
 

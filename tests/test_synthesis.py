@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from esm_core import CancelToken, Cancelled, Engine, ParamError, SizeError, SynthesisParams, load_image
-from esm_core.multiscale import plan_phases
+from esm_core.optimisation.multiscale import plan_phases
 
 DATA = Path(__file__).resolve().parents[1] / "esm_core" / "data"
 SMALL = dict(width=32, height=32, phases=2, iterations=3)

@@ -1,4 +1,4 @@
-"""Style variants, fantasy styles and style transfer (esm_core.variants, esm variants):
+"""Style variants, fantasy styles and style transfer (esm_core.modes.variants, esm variants):
 the randomised Gram targets, reproducibility by seed, distance to the original style,
 content kept by style transfer, refusals, the CLI and the daemon."""
 from __future__ import annotations
@@ -16,18 +16,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from esm_api.client import Client
-from esm_api.jobs import parse_job
-from esm_api.params import MAX_VARIANTS, ParamError, VariantParams, to_dict
+from esm_client.client import Client
+from esm_contract.jobs import parse_job
+from esm_contract.params import MAX_VARIANTS, ParamError, VariantParams, to_dict
 from esm_cli.main import main
 from esm_core import CancelToken, Cancelled, Engine, Progress, SizeError, load_image
 from esm_core.evaluate import patch_swd
-from esm_core.grid import CAPTION, MARGIN
-from esm_core.networks import normalise_pixels
-from esm_core.objectives import gram_matrix
-from esm_core.synthesis import to_tensor
-from esm_core.variants import image_seeds, level_adjust, randomise_gram
-from esm_daemon.arrays import from_array, to_array
+from esm_cli.grid import CAPTION, MARGIN
+from esm_core.features.networks import normalise_pixels
+from esm_core.losses.objectives import gram_matrix
+from esm_core.features.exemplar import to_tensor
+from esm_core.modes.variants import image_seeds, level_adjust, randomise_gram
+from esm_core.images import from_array, to_array
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "esm_core" / "data"
@@ -218,7 +218,7 @@ def test_bad_params_are_refused(engine: Engine, brick: np.ndarray, changes: dict
 
 
 def test_a_partial_network_map_keeps_the_variants_default_network() -> None:
-    params = parse_job("variants", {"network": {"activation": "relu"}}, {"style"})
+    params = parse_job("variants", {"network": {"activation": "relu"}}, {"style": None}).params
     assert params.network.activation == "relu"
     assert params.network.downsample == VariantParams().network.downsample == "max"
 

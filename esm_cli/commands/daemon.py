@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from esm_api import protocol as P
+from esm_client import protocol as P
 from esm_cli.errors import UserError, ping_daemon
 
 START_TIMEOUT_S = 120.0  # first start imports torch and may initialise a GPU
@@ -84,8 +84,8 @@ def _config(args: argparse.Namespace, endpoint: str):  # -> esm_daemon.config.Da
 
 
 def run_start(args: argparse.Namespace) -> int:
-    from esm_api.autostart import wait_until_answering
-    from esm_api.client import DaemonError
+    from esm_client.autostart import wait_until_answering
+    from esm_client.client import DaemonError
     from esm_daemon import paths
     from esm_daemon.config import StartError, check_security
 
@@ -150,7 +150,7 @@ class _Tail:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    from esm_api.client import Client, DaemonError, DaemonUnavailable
+    from esm_client.client import Client, DaemonError, DaemonUnavailable
 
     endpoint = P.default_endpoint(args.endpoint)
     try:
@@ -190,7 +190,7 @@ def _alive(pid: int) -> bool:
 
 
 def run_stop(args: argparse.Namespace) -> int:
-    from esm_api.client import Client, DaemonError
+    from esm_client.client import Client, DaemonError
 
     endpoint = P.default_endpoint(args.endpoint)
     pong = ping_daemon(endpoint, timeout_s=2.0)

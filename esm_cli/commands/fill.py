@@ -7,16 +7,17 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from esm_api import params as P
+from esm_contract import params as P
+from esm_contract import schema as S
+from esm_contract.images import MASK_THRESHOLD
+from esm_contract.jobs import Job
 from esm_cli.checks import check_output_file, check_size, read_image
 from esm_cli.errors import user_errors
-from esm_cli.options import add_daemon_options, add_synthesis_options, synthesis_params
+from esm_cli.options import add_daemon_options, add_param, add_synthesis_options, synthesis_params
 from esm_cli.runner import run_job, wrote
 
 if TYPE_CHECKING:
     import numpy as np
-
-MASK_THRESHOLD = 128  # the engine's: esm_core.holes.THRESHOLD (not imported: it loads torch)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,8 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "colour masks count by brightness, transparent pixels as black")
     parser.add_argument("-o", "--output", type=Path, required=True, help="output image (PNG recommended)")
     parser.add_argument("--source", type=Path, help="take the texture from this image instead of the surroundings")
-    parser.add_argument("--context", type=int, default=defaults.context, metavar="PX",
-                        help="width of the band around the hole whose texture is continued (default %(default)s)")
+    add_param(parser, S.FILL["context"], defaults.context, metavar="PX")
     parser.add_argument("--output-layer", action="store_true",
                         help="write only the filled pixels, as RGBA with everything else transparent")
     add_synthesis_options(parser, defaults, size=False, distribution=False)
@@ -67,12 +67,12 @@ def run(args: argparse.Namespace) -> int:
     images = {"image": read_image(args.image), "mask": mask_channel(read_image(args.mask))}
     if args.source is not None:
         images["source"] = read_image(args.source)
-    check_size("image", (images["image"].shape[1], images["image"].shape[0]), params.layers, True)
+    check_size("image", (images["image"].shape[1], images["image"].shape[0]), params.layers, S.STYLE_SAMPLES[params.loss])
     grey = int(((images["mask"] != 0) & (images["mask"] != 255)).sum())
     if grey:
         print(f"esm fill: note: {grey} mask pixels are neither black nor white; "
               f"those >= {MASK_THRESHOLD} are filled", file=sys.stderr)
-    [result] = run_job(args, "fill", params, images, label="fill")
+    [result] = run_job(args, Job("fill", params, images), label="fill")
     with user_errors():
         from esm_core.images import save_image
 

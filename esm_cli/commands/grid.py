@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from esm_contract.schema import STYLE_SAMPLES
 from esm_cli.checks import check_output_file, check_size, read_image
 from esm_cli.errors import user_errors
 from esm_cli.options import add_synthesis_options, synthesis_params
@@ -14,7 +15,7 @@ from esm_cli.runner import check_in_process, prepare_memory, wrote
 
 if TYPE_CHECKING:  # torch is imported only when the command runs
     from esm_core import Progress
-    from esm_core.grid import GridCell
+    from esm_cli.grid import GridCell
 
 VARIED = ("activation", "downsample", "units", "depth")  # set per cell by the grid
 
@@ -38,10 +39,10 @@ def run(args: argparse.Namespace) -> int:
         params = synthesis_params(args)
     check_output_file(args.output)
     exemplar = read_image(args.exemplar)
-    check_size("exemplar", (exemplar.shape[1], exemplar.shape[0]), params.layers, params.loss == "patches")
+    check_size("exemplar", (exemplar.shape[1], exemplar.shape[0]), params.layers, STYLE_SAMPLES[params.loss])
     with user_errors():
         from esm_core import Engine, save_image
-        from esm_core.grid import contact_sheet, describe, grid_cells, render_grid
+        from esm_cli.grid import contact_sheet, describe, grid_cells, render_grid
 
         networks = {cell.network for cell in grid_cells(params.network)}  # render_grid runs each once
         check_in_process(args, params, {"exemplar": exemplar}, runs=len(networks))

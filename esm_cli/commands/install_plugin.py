@@ -12,7 +12,7 @@ from esm_cli.plugin_install import TARGETS, common, get_target
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "install-plugin", help="install (or remove) the GIMP or Krita plug-in",
-        description="Install a host-app plug-in with its own copies of esm_api, pyzmq and msgpack "
+        description="Install a host-app plug-in with its own copies of esm_contract, esm_client, pyzmq and msgpack "
                     "(wheels for the app's Python, fetched with pip), so nothing has to be installed "
                     "into the app's Python. See docs/gimp.md and docs/krita.md.")
     parser.add_argument("target", choices=sorted(TARGETS), help="host application")
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         executable, assumed = common.default_python(target)
         python = common.inspect_python(executable)
-    from esm_api.protocol import default_endpoint
+    from esm_client.runtime import default_endpoint
 
     endpoint = default_endpoint(args.endpoint)
     installed, edited = common.install(target, dest, python, endpoint, args.wheel_dir)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from esm_contract.jobs import Job
+from esm_contract.schema import STYLE_SAMPLES
 from esm_cli.checks import check_output_file, check_size, read_image
 from esm_cli.errors import user_errors
 from esm_cli.options import add_daemon_options, add_synthesis_options, synthesis_params
@@ -27,8 +29,8 @@ def run(args: argparse.Namespace) -> int:
         params = synthesis_params(args)
     check_output_file(args.output)
     exemplar = read_image(args.exemplar)
-    check_size("exemplar", (exemplar.shape[1], exemplar.shape[0]), params.layers, params.loss == "patches")
-    [result] = run_job(args, "texture", params, {"exemplar": exemplar}, label="synth")
+    check_size("exemplar", (exemplar.shape[1], exemplar.shape[0]), params.layers, STYLE_SAMPLES[params.loss])
+    [result] = run_job(args, Job("texture", params, {"exemplar": exemplar}), label="synth")
     with user_errors():
         from esm_core.images import save_image
 

@@ -6,10 +6,12 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from esm_api import params as P
+from esm_contract import params as P
+from esm_contract import schema as S
+from esm_contract.jobs import Job
 from esm_cli.checks import check_size, read_image
 from esm_cli.errors import UserError, user_errors
-from esm_cli.options import _layers, _size, add_daemon_options, add_engine_options, network_params
+from esm_cli.options import _layers, add_daemon_options, add_engine_options, add_output_options, add_param, network_params
 from esm_cli.runner import run_job, wrote
 
 if TYPE_CHECKING:
@@ -38,6 +40,13 @@ def _base_layers(text: str) -> tuple[str, ...]:
     return () if text.strip().lower() == "none" else _layers(text)
 
 
+def _content_layer(text: str) -> str:
+    layers = _layers(text)
+    if len(layers) != 1:
+        raise argparse.ArgumentTypeError("--content-layer takes one layer")
+    return layers[0]
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     d = P.VariantParams()
     parser = subparsers.add_parser(
@@ -49,67 +58,45 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-o", "--output", type=Path, required=True,
                         help="output folder (created if its parent exists)")
     g = parser.add_argument_group("variants")
-    g.add_argument("-n", "--count", type=int, default=d.count,
-                   help=f"images per mode, 1 to {P.MAX_VARIANTS} (default %(default)s)")
-    g.add_argument("--mode", type=_modes, default=(d.mode,), metavar="MODE[,MODE]",
-                   help="variant (eigenvector elements times random factors), fantasy (random eigenvectors) "
-                        "or none; several give one sheet row each (default %s)" % d.mode)
-    g.add_argument("--seed", type=int, default=d.seed,
-                   help="image i has seed SEED+i, which draws its randomisation and its start (default %(default)s)")
+    own = S.VARIANTS
+    add_param(g, own["count"], d.count, "-n", "--count", help=f"images per mode, 1 to {P.MAX_VARIANTS}")
+    add_param(g, own["mode"], (d.mode,), type=_modes, choices=None, metavar="MODE[,MODE]",
+              help=f"{own['mode'].help}; several give one sheet row each")
+    add_output_options(g, d, seed_help="image i has seed SEED+i, which draws its randomisation and its start",
+                       size_help="output size (default: the content's, else the style's)")
     g.add_argument("--range", type=_range, default=(d.low, d.high), metavar="LO,HI",
                    help="variant: the random factors' range (default %g,%g)" % (d.low, d.high))
-    g.add_argument("--layer", type=_layers, default=d.layers, metavar="L[,L]",
-                   help="randomised Gram layer(s) (default %s)" % ",".join(d.layers))
-    g.add_argument("--base-layers", type=_base_layers, default=d.base_layers, metavar="L[,L]|none",
-                   help="Gram layers kept as the style's (default %s)" % ",".join(d.base_layers))
-    g.add_argument("--levels", choices=P.LEVELS, default=d.levels,
-                   help="per-channel percentile stretch of each result; auto = fantasy only (default %(default)s)")
-    g.add_argument("--level-clip", type=float, default=d.level_clip, metavar="PERCENT",
-                   help="percent of each channel clipped at either end by --levels (default %(default)s)")
+    add_param(g, own["layers"], d.layers, "--layer")
+    add_param(g, own["base_layers"], d.base_layers, type=_base_layers, metavar="L[,L]|none")
+    add_param(g, own["levels"], d.levels)
+    add_param(g, own["level_clip"], d.level_clip, metavar="PERCENT")
     g.add_argument("--content", type=Path, help="style transfer: repaint this image in the (randomised) style")
-    g.add_argument("--content-weight", type=float, default=d.content_weight,
-                   help="trades content against style: higher keeps more of the content, lower applies more "
-                        "of the style (default %(default)s; docs/variants.md)")
-    g.add_argument("--content-layer", type=_layers, default=(d.content_layer,), metavar="L",
-                   help="layer of the content loss (default %s)" % d.content_layer)
-    g.add_argument("--start", choices=P.VARIANT_INITS, default=d.init,
-                   help="style transfer starts from the content image or from noise (default %(default)s)")
-    g.add_argument("--size", type=_size, metavar="WxH", help="output size (default: the content's, else the style's)")
-    g.add_argument("--tileable", action="store_true", help="make the outputs tile seamlessly")
-    g.add_argument("--phases", type=int, default=d.phases, help="scales, coarse to fine (default %(default)s)")
-    g.add_argument("--iterations", type=int, default=d.iterations,
-                   help="L-BFGS loss evaluations per phase (default %(default)s)")
-    g.add_argument("--style-weight", type=float, default=d.style_weight, help="default %(default)s")
-    g.add_argument("--smoothness", type=float, default=d.smoothness,
-                   help="total-variation weight (default %(default)s)")
-    g.add_argument("--batch", type=int, default=d.batch,
-                   help="images optimised together through one network pass; lower it to save memory "
-                        "(default %(default)s)")
+    add_param(g, own["content_weight"], d.content_weight,
+              help=f"{own['content_weight'].help}, lower applies more of the style (docs/variants.md)")
+    add_param(g, own["content_layer"], d.content_layer, type=_content_layer)
+    add_param(g, own["init"], d.init, "--start")
+    for name in (*S.SCHEDULE, *S.STYLE):
+        add_param(g, {**S.SCHEDULE, **S.STYLE}[name], getattr(d, name))
+    add_param(g, own["batch"], d.batch, help=f"{own['batch'].help}; lower it to save memory")
     add_engine_options(parser, d.network)  # the variants' own network defaults (max pooling), not esm synth's
     add_daemon_options(parser)
     parser.set_defaults(func=run)
 
 
 def variant_params(args: argparse.Namespace, mode: str, original: bool) -> P.VariantParams:
-    if len(args.content_layer) != 1:
-        raise UserError("--content-layer takes one layer")
-    if args.size and max(args.size) <= P.MAX_SIDE:  # too large: validate() says so, with the limit
-        check_size("output size (--size)", args.size, _feature_layers(args), patches=False)
+    if args.size and max(args.size) <= P.MAX_SIDE:  # too large: validation says so, with the limit
+        check_size("output size (--size)", args.size, _feature_layers(args), S.STYLE_SAMPLES["gram"])
     width, height = args.size if args.size else (None, None)
-    params = P.VariantParams(
-        mode=mode, count=args.count, seed=args.seed, low=args.range[0], high=args.range[1],
-        layers=tuple(args.layer), base_layers=tuple(args.base_layers), original=original, levels=args.levels,
-        level_clip=args.level_clip, width=width, height=height, tileable=args.tileable, phases=args.phases,
-        iterations=args.iterations, style_weight=args.style_weight, smoothness=args.smoothness,
-        content_weight=args.content_weight, content_layer=args.content_layer[0], init=args.start,
-        batch=args.batch, network=network_params(args))
-    params.validate()
-    return params
+    shared = {name: getattr(args, name) for name in ("tileable", "seed", *S.SCHEDULE, *S.STYLE)}
+    own = {name: getattr(args, name) for name in ("count", "layers", "base_layers", "levels", "level_clip",
+                                                  "content_weight", "content_layer", "init", "batch")}
+    return P.VariantParams(**shared, **own, mode=mode, original=original, low=args.range[0], high=args.range[1],
+                           width=width, height=height, network=network_params(args))
 
 
 def _feature_layers(args: argparse.Namespace) -> tuple[str, ...]:
-    """The layers the job's network must reach (esm_core.variants: style and content layers)."""
-    return tuple(args.layer) + tuple(args.base_layers) + (tuple(args.content_layer) if args.content else ())
+    """The layers the job's network must reach (esm_core.modes.variants: style and content layers)."""
+    return tuple(args.layers) + tuple(args.base_layers) + ((args.content_layer,) if args.content else ())
 
 
 def sheet(rows: list[list[tuple[str, np.ndarray]]]) -> np.ndarray:
@@ -118,7 +105,7 @@ def sheet(rows: list[list[tuple[str, np.ndarray]]]) -> np.ndarray:
     import numpy as np
     from PIL import Image, ImageOps
 
-    from esm_core.grid import BACKGROUND, CAPTION, MARGIN, _caption
+    from esm_cli.grid import BACKGROUND, CAPTION, MARGIN, caption
     from esm_core.images import array_to_pil
 
     height, width = rows[0][0][1].shape[:2]
@@ -132,7 +119,7 @@ def sheet(rows: list[list[tuple[str, np.ndarray]]]) -> np.ndarray:
             if tile.size != (width, height):
                 tile = ImageOps.contain(tile, (width, height), Image.Resampling.LANCZOS)
             canvas.paste(tile, (x, y))
-            _caption(canvas, label, (x, y + height), width)
+            caption(canvas, label, (x, y + height), width)
     array = np.asarray(canvas, dtype=np.uint8)
     return array[..., :1].copy() if (array == array[..., :1]).all() else array.copy()  # grey inputs: a grey sheet
 
@@ -149,14 +136,14 @@ def run(args: argparse.Namespace) -> int:
     if args.content is not None:
         images["content"] = read_image(args.content)
     for name, image in images.items():
-        check_size(name, (image.shape[1], image.shape[0]), _feature_layers(args), patches=False)
+        check_size(name, (image.shape[1], image.shape[0]), _feature_layers(args), S.STYLE_SAMPLES["gram"])
     with user_errors():
         from esm_core.images import save_image
 
         first = [("style", images["style"])] + ([("content", images["content"])] if "content" in images else [])
         rows: list[list[tuple[str, np.ndarray]]] = []
         for params in jobs:
-            results = run_job(args, "variants", params, images, label=f"variants {params.mode}")
+            results = run_job(args, Job("variants", params, images), label=f"variants {params.mode}")
             if params.original and params.mode != "none":
                 first.insert(0, (f"original, seed {params.seed}", results.pop(0)))
             args.output.mkdir(exist_ok=True)  # only now: a refused job leaves no folder behind

@@ -1,5 +1,5 @@
 """What every plug-in installer shares: finding the host app's Python, fetching pyzmq and
-msgpack wheels for it, vendoring ``esm_api``, recording how to reach the daemon.
+msgpack wheels for it, vendoring ``esm_contract`` and ``esm_client``, recording how to reach the daemon.
 
 How a target plugs in
 ---------------------
@@ -12,7 +12,7 @@ does, for that target::
     python    = --python-version/--platform, or inspect_python(--python or TARGET.default_python())
     installed = dest / TARGET.folder                  # e.g. <GIMP plug-ins>/esm-gimp
     copy  plugin_source(TARGET.source)  -> installed   # the plug-in's own files
-    copy  esm_api + unpacked wheels     -> installed / TARGET.vendor
+    copy  esm_contract, esm_client + unpacked wheels -> installed / TARGET.vendor
     write installed / CONFIG_NAME                      # endpoint + daemon start command
     TARGET.after_install(dest, installed)              # e.g. Krita's .desktop file and kritarc
 
@@ -22,7 +22,7 @@ sets the class attributes and implements ``default_dest`` and ``default_python``
 ``after_install``/``extra_paths`` are optional hooks. The plug-in adds its vendor folder to
 ``sys.path`` and reads CONFIG_NAME next to itself: ``{"endpoint": E, "start_command": [...]}``,
 where start_command is the argv that starts a daemon once ``--endpoint ENDPOINT`` is appended
-(the plug-in appends the endpoint it actually uses; see ``esm_api.autostart.ensure_daemon``).
+(the plug-in appends the endpoint it actually uses; see ``esm_client.autostart.ensure_daemon``).
 
 Wheels come from ``pip download --only-binary=:all: --python-version X.Y --platform TAG...``
 run by the Python that runs ``esm``, so the host app's Python needs neither pip nor network.
@@ -72,7 +72,7 @@ class Target:
     app = ""  # human name, e.g. "GIMP 3"
     source = ""  # the plug-in folder inside plugins/, e.g. "gimp/esm-gimp"
     folder = ""  # its name inside dest, e.g. "esm-gimp"
-    vendor = "vendor"  # folder inside the installed plug-in that receives esm_api, zmq, msgpack
+    vendor = "vendor"  # folder inside the installed plug-in that receives esm_contract, esm_client, zmq, msgpack
     executables: tuple[str, ...] = ()  # the app's commands; on Linux, finding one on PATH finds the app
     check_hint = ""  # one paragraph: how a user checks the installation
 
@@ -203,11 +203,15 @@ def _copy_tree(source: Path, target: Path) -> None:
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"), dirs_exist_ok=True)
 
 
-def vendor_esm_api(vendor: Path) -> None:
-    """Copies the torch-free client package (stdlib + pyzmq + msgpack) into ``vendor``."""
-    spec = importlib.util.find_spec("esm_api")
-    assert spec is not None and spec.submodule_search_locations, "esm_api is part of this distribution"
-    _copy_tree(Path(list(spec.submodule_search_locations)[0]), vendor / "esm_api")
+VENDORED_PACKAGES = ("esm_contract", "esm_client")  # stdlib-only contract; client (+ pyzmq, msgpack)
+
+
+def vendor_packages(vendor: Path) -> None:
+    """Copies the torch-free contract and client packages into ``vendor``."""
+    for name in VENDORED_PACKAGES:
+        spec = importlib.util.find_spec(name)
+        assert spec is not None and spec.submodule_search_locations, f"{name} is part of this distribution"
+        _copy_tree(Path(list(spec.submodule_search_locations)[0]), vendor / name)
 
 
 def download_wheels(python: TargetPython, into: Path, wheel_dir: Path | None = None) -> list[Path]:
@@ -264,7 +268,7 @@ def install(target: Target, dest: Path, python: TargetPython, endpoint: str,
         _copy_tree(source, staging)
         vendor = staging / target.vendor
         vendor.mkdir(parents=True, exist_ok=True)
-        vendor_esm_api(vendor)
+        vendor_packages(vendor)
         downloads = Path(work) / "wheels"
         downloads.mkdir()
         unpack_wheels(download_wheels(python, downloads, wheel_dir), vendor)

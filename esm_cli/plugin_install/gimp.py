@@ -1,5 +1,5 @@
 """GIMP 3 target: the plug-in folder esm-gimp (plugins/gimp/esm-gimp) in GIMP's user
-plug-in folder, with vendored esm_api/pyzmq/msgpack for the Python GIMP runs it with."""
+plug-in folder, with vendored esm_contract/esm_client/pyzmq/msgpack for the Python GIMP runs it with."""
 from __future__ import annotations
 
 import os

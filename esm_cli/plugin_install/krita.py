@@ -1,6 +1,6 @@
 """Krita 5.2 target: the pykrita package esm_krita (plugins/krita/esm_krita) and its
 esm_krita.desktop in Krita's per-user pykrita folder, enabled in kritarc, with vendored
-esm_api/pyzmq/msgpack for the Python Krita embeds."""
+esm_contract/esm_client/pyzmq/msgpack for the Python Krita embeds."""
 from __future__ import annotations
 
 import os

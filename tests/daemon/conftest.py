@@ -10,8 +10,8 @@ import pytest
 import zmq
 from PIL import Image
 
-from esm_api.protocol import RawImage, sign
-from esm_api.runtime import read_secret
+from esm_client.protocol import RawImage, sign
+from esm_client.runtime import read_secret
 
 BRICK = Path(__file__).resolve().parents[2] / "esm_core" / "data" / "brick.png"
 

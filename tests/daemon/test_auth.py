@@ -16,10 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from esm_api import protocol as P
-from esm_api.autostart import ensure_daemon, ping
-from esm_api.client import Client, DaemonError
-from esm_api.runtime import RUNTIME_DIR_ENV, read_secret, secret_path
+from esm_client import protocol as P
+from esm_client.autostart import ensure_daemon, ping
+from esm_client.client import Client, DaemonError
+from esm_client.runtime import RUNTIME_DIR_ENV, read_secret, secret_path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))

@@ -7,8 +7,8 @@ import msgpack
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from esm_api import protocol as P
-from esm_api.client import Client
+from esm_client import protocol as P
+from esm_client.client import Client
 
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                        HealthCheck.too_slow])

@@ -16,9 +16,9 @@ import msgpack
 import pytest
 import zmq
 
-from esm_api import protocol as P
-from esm_api.client import Client, DaemonError, Finished, JobCancelled
-from esm_api.runtime import read_secret
+from esm_client import protocol as P
+from esm_client.client import Client, DaemonError, Finished, JobCancelled
+from esm_client.runtime import read_secret
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from conftest import esm_command, isolated_env  # noqa: E402

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from esm_api import protocol as P
-from esm_api.autostart import ensure_daemon
-from esm_api.client import Client, CurveKeys, DaemonError, DaemonUnavailable, JobCancelled
-from esm_api.runtime import RUNTIME_DIR_ENV, file_name
+from esm_client import protocol as P
+from esm_client.autostart import ensure_daemon
+from esm_client.client import Client, CurveKeys, DaemonError, DaemonUnavailable, JobCancelled
+from esm_client.runtime import RUNTIME_DIR_ENV, file_name
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -105,8 +105,8 @@ def test_graceful_shutdown_cancels_running_job(daemon_factory: Callable[..., Any
 def test_client_killed_mid_job_gets_its_job_cancelled(daemon: Any, exemplar: Any, endless: dict) -> None:
     script = (
         "import sys, time\n"
-        "from esm_api.client import Client\n"
-        "from esm_api.protocol import RawImage\n"
+        "from esm_client.client import Client\n"
+        "from esm_client.protocol import RawImage\n"
         f"client = Client({daemon.endpoint!r})\n"
         f"job = client.submit('texture', {endless!r}, {{'exemplar': RawImage(32, 32, 1, {exemplar.data!r})}})\n"
         "job.poll(timeout_ms=60000)\n"

@@ -6,9 +6,9 @@ from typing import Any, Callable
 import msgpack
 import pytest
 
-from esm_api import protocol as P
-from esm_api.client import Client, DaemonError, JobCancelled
-from esm_api.protocol import RawImage
+from esm_client import protocol as P
+from esm_client.client import Client, DaemonError, JobCancelled
+from esm_client.protocol import RawImage
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import pytest
 
-from esm_api import protocol as P
-from esm_api.client import Client, DaemonError, Finished, JobCancelled, Progress
-from esm_api.protocol import RawImage
+from esm_client import protocol as P
+from esm_client.client import Client, DaemonError, Finished, JobCancelled, Progress
+from esm_client.protocol import RawImage
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float = 60.0, what: str = "it") -> None:
@@ -56,11 +56,12 @@ def test_texture_job_returns_an_image_of_the_requested_size(client: Client, tiny
 
 
 def test_daemon_result_equals_in_process_result(client: Client, tiny: dict, exemplar: RawImage) -> None:
+    from esm_contract.jobs import parse_job
     from esm_core import Engine
 
     [image] = client.run("texture", tiny, {"exemplar": exemplar})
     pixels = np.frombuffer(exemplar.data, np.uint8).reshape(32, 32, 1).copy()
-    [expected] = Engine("cpu").run("texture", tiny, {"exemplar": pixels})
+    [expected] = Engine("cpu").run(parse_job("texture", tiny, {"exemplar": pixels}))
     assert np.array_equal(np.frombuffer(image.data, np.uint8).reshape(expected.shape), expected)
 
 

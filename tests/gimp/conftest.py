@@ -21,7 +21,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from esm_api.runtime import RUNTIME_DIR_ENV
+from esm_client.runtime import RUNTIME_DIR_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 ROOTFS = ROOT / ".hostapps" / "trixie"

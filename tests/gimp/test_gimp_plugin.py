@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from esm_api.client import Client
+from esm_client.client import Client
 from esm_core.evaluate import evaluate
 
 pytestmark = pytest.mark.gimp
@@ -173,7 +173,7 @@ def test_failed_autostart_is_a_clear_error(gimp, input_png: Path) -> None:
     result = gimp.run({"image": str(input_png), "procedure": "esm-texture-from-selection",
                        "args": {**FAST, "endpoint": endpoint, "autostart": True}})
     assert result["status"] == "execution-error"
-    assert result["message"].startswith("ESM Texture from Selection: cannot run ")
+    assert result["message"].startswith("ESM Texture from Selection: Cannot run ")
     assert "to start the ESM daemon" in result["message"] and "Traceback" not in result["message"]
 
 
@@ -181,7 +181,7 @@ def test_daemon_refusal_is_a_gimp_error(gimp, input_png: Path) -> None:
     result = gimp.run({"image": str(input_png), "procedure": "esm-texture-from-selection",
                        "args": {**FAST, "width": 8192, "height": 8192}})
     assert result["status"] == "execution-error"
-    assert result["message"].startswith("ESM Texture from Selection: the ESM daemon refused or failed the job: ")
+    assert result["message"].startswith("ESM Texture from Selection: The ESM daemon refused the job: ")
     assert "Traceback" not in result["message"]
     assert [entry["name"] for entry in result["layers"]] == ["base"]
 

@@ -38,7 +38,8 @@ def test_install_vendors_client_and_wheels_for_the_target(tmp_path: Path, versio
     entry = installed / "esm-gimp.py"
     assert entry.is_file() and os.access(entry, os.X_OK), "GIMP runs only executable NAME/NAME.py files"
     vendor = installed / "vendor"
-    assert (vendor / "esm_api" / "client.py").is_file()
+    assert (vendor / "esm_client" / "client.py").is_file()
+    assert (vendor / "esm_contract" / "params.py").is_file()
     assert not list(vendor.rglob("__pycache__"))
     assert list((vendor / "zmq").rglob(binary)), f"pyzmq's compiled backend for {platform}"
     assert (vendor / "msgpack" / "__init__.py").is_file()

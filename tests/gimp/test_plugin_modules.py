@@ -13,8 +13,8 @@ from types import ModuleType
 
 import pytest
 
-from esm_api.autostart import ping
-from esm_api.client import Client
+from esm_client.autostart import ping
+from esm_client.client import Client
 
 FOLDER = Path(__file__).resolve().parents[2] / "plugins" / "gimp" / "esm-gimp"
 
@@ -105,13 +105,22 @@ def test_daemon_errors_become_one_line(plugin_daemon: ModuleType, esm_daemon) ->
     with pytest.raises(plugin_daemon.PluginError) as caught:
         plugin_daemon.run_job("texture", {"phases": 0}, {"exemplar": (8, 8, 1, bytes(64))},
                               esm_daemon.endpoint, False, print, print)
-    assert str(caught.value).startswith("the ESM daemon refused or failed the job: ")
+    assert str(caught.value).startswith("The ESM daemon refused the job: ")
     assert "phases" in str(caught.value) and "\n" not in str(caught.value)
     with Client(esm_daemon.endpoint) as client:
         assert client.ping()
 
 
-def test_empty_endpoint_means_the_installed_one(plugin_daemon: ModuleType) -> None:
+def test_empty_endpoint_means_esm_endpoint_when_set(plugin_daemon: ModuleType,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ESM_ENDPOINT", "tcp://127.0.0.1:2")
+    with pytest.raises(plugin_daemon.PluginError, match=r"no ESM daemon answers at tcp://127\.0\.0\.1:2, and "
+                                                        r"starting one is switched off"):
+        plugin_daemon.run_job("texture", {}, {"exemplar": (1, 1, 1, b"\0")}, "", False, print, print)
+
+
+def test_empty_endpoint_means_the_installed_one(plugin_daemon: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ESM_ENDPOINT", raising=False)
     with pytest.raises(plugin_daemon.PluginError, match=r"no ESM daemon answers at tcp://127\.0\.0\.1:1, and "
                                                         r"starting one is switched off"):
         plugin_daemon.run_job("texture", {}, {"exemplar": (1, 1, 1, b"\0")}, "", False, print, print)

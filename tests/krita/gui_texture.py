@@ -19,7 +19,7 @@ from PyQt5.QtCore import QTimer  # noqa: E402
 from PyQt5.QtWidgets import QApplication  # noqa: E402
 
 from esm_krita import controller as controller_module  # noqa: E402
-from esm_krita.config import DaemonConfig  # noqa: E402
+from esm_client.plugin import PluginConfig  # noqa: E402
 from esm_krita.docker import EsmDocker  # noqa: E402
 
 OUT = os.environ["ESM_TEST_OUT"]
@@ -148,7 +148,7 @@ def steps():
     result["bar_format_after_cancel"] = docker.progress_bar.format()
 
     # No daemon at all: the job fails at once with a message; the status line says so.
-    controller.runner.config = DaemonConfig(free_endpoint())
+    controller.runner.config = PluginConfig(free_endpoint())
     app.action("esm_tileable_texture").trigger()
     yield lambda: not controller.busy
     result["down_message"] = docker.message_label.text()

@@ -133,13 +133,13 @@ def main(args: list[str]) -> None:
     scenario, out_dir, rest = args[0], args[1], args[2:]
     import esm_krita
     from esm_krita import operations
-    from esm_krita.config import DaemonConfig
+    from esm_client.plugin import CONFIG_NAME, PluginConfig
     from esm_krita.runner import Runner
 
-    config = DaemonConfig.load(Path(esm_krita.__file__).parent)
+    config = PluginConfig.load(Path(esm_krita.__file__).parent / CONFIG_NAME, "krita")
     exemplar, width, height, space = rest[0], int(rest[1]), int(rest[2]), rest[3:]
     if space == ["no-autostart"]:
-        config, space = DaemonConfig(config.endpoint), []
+        config, space = PluginConfig(config.endpoint), []
     runner = Runner(config)
     options = operations.Options(**OPTIONS)
     result: dict[str, Any] = {"scenario": scenario, "endpoint": config.endpoint,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from esm_api.runtime import RUNTIME_DIR_ENV
+from esm_client.runtime import RUNTIME_DIR_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 ROOTFS = ROOT / ".hostapps" / "trixie"

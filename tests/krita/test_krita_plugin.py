@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 import krita_harness
-from esm_api.autostart import ensure_daemon, ping
+from esm_client.autostart import ensure_daemon, ping
 from esm_core.evaluate import flat_fraction, seam_score
 
 pytestmark = pytest.mark.krita
@@ -54,7 +54,7 @@ def test_installer_output(krita: krita_harness.KritaInstall) -> None:
     assert json.loads((installed / "esm-plugin.json").read_text())["start_command"]
     # The root has no python3-zmq: Krita's Python imports the vendored wheels.
     vendor = installed / "vendor"
-    code = f"import sys; sys.path.insert(0, {str(vendor)!r}); import zmq, msgpack, esm_api.client; print(zmq.__file__)"
+    code = f"import sys; sys.path.insert(0, {str(vendor)!r}); import zmq, msgpack, esm_client.client; print(zmq.__file__)"
     done = subprocess.run(krita_harness.chroot_command("python3", "-c", code, timeout_s=60), cwd=krita_harness.ROOT,
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

@@ -6,9 +6,10 @@ layer above the active one (one undo step). docs/gimp.md describes them for user
 Procedures (stable names and arguments, for scripts and batch mode):
   esm-texture-from-selection: width, height (0 = the image's), tileable, seed, quality,
       phases, iterations (0 = from quality), style-weight, variety, smoothness, endpoint
-      (empty = as installed), autostart -> new-layer
+      (empty = $ESM_ENDPOINT, else as installed), autostart -> new-layer
   esm-fill-selection: seed, quality, phases, iterations, style-weight, variety, smoothness,
-      context, endpoint, autostart -> new-layer
+      context (0 = automatic), endpoint (empty = $ESM_ENDPOINT, else as installed), autostart
+      -> new-layer
 """
 import sys
 import traceback
@@ -20,11 +21,11 @@ gi.require_version("GimpUi", "3.0")
 gi.require_version("Gegl", "0.4")
 from gi.repository import Gegl, Gimp, GimpUi, GLib, GObject  # noqa: E402
 
-import esm_gimp_daemon as daemon  # noqa: E402  (the plug-in's folder is sys.path[0])
+import esm_gimp_daemon as daemon  # noqa: E402  (the plug-in's folder is sys.path[0]; puts vendor/ on sys.path)
 import esm_gimp_pixels as pixels  # noqa: E402
-
-daemon.use_vendor()
-from esm_api.params import MAX_SIDE, PRESETS, FillParams, SynthesisParams  # noqa: E402  (stdlib only)
+from esm_client.plugin import DEFAULT_PRESET, PluginError, fill_margin, preset_fields, ui_range  # noqa: E402
+from esm_contract.params import MAX_SIDE, PRESETS, SynthesisParams  # noqa: E402  (stdlib only)
+from esm_contract import schema  # noqa: E402
 
 TEXTURE = "esm-texture-from-selection"
 FILL = "esm-fill-selection"
@@ -47,24 +48,25 @@ def _add_arguments(procedure, name):
     for index, (preset, (phases, iterations)) in enumerate(PRESETS.items()):
         quality.add(preset, index, f"{preset.capitalize()} ({phases} scales x {iterations} steps)", "")
     procedure.add_choice_argument("quality", "_Quality", "Quality preset: scales (phases) and steps per scale",
-                                  quality, "balanced" if "balanced" in PRESETS else next(iter(PRESETS)), RW)
-    procedure.add_int_argument("phases", "_Phases (0: from quality)", "Number of scales, coarse to fine",
-                               0, 8, 0, RW)
-    procedure.add_int_argument("iterations", "_Iterations (0: from quality)", "Optimiser steps per scale",
-                               0, 10000, 0, RW)
-    procedure.add_double_argument("style-weight", "St_yle weight", "Weight of the style (patch) loss",
-                                  0.0, 1e6, defaults.style_weight, RW)
-    procedure.add_double_argument("variety", "_Variety", "Penalty on reusing the same exemplar patches",
-                                  0.0, 100.0, defaults.variety, RW)
-    procedure.add_double_argument("smoothness", "S_moothness", "Total-variation weight (less noise)",
-                                  0.0, 100.0, defaults.smoothness, RW)
+                                  quality, DEFAULT_PRESET, RW)
+    # Ranges and help from the schema (esm_contract.schema); phases and iterations 0 = the preset's.
+    procedure.add_int_argument("phases", "_Phases (0: from quality)", schema.SCHEDULE["phases"].help,
+                               0, int(ui_range(schema.SCHEDULE["phases"])[1]), 0, RW)
+    procedure.add_int_argument("iterations", "_Iterations (0: from quality)", schema.SCHEDULE["iterations"].help,
+                               0, int(ui_range(schema.SCHEDULE["iterations"])[1]), 0, RW)
+    for argument, label, param in (("style-weight", "St_yle weight", schema.STYLE["style_weight"]),
+                                   ("variety", "_Variety", schema.TEXTURE["variety"]),
+                                   ("smoothness", "S_moothness", schema.STYLE["smoothness"])):
+        procedure.add_double_argument(argument, label, param.help, *ui_range(param),
+                                      getattr(defaults, param.name), RW)
     if name == FILL:
-        procedure.add_int_argument("context", "Conte_xt (px)",
-                                   "Band around the selection whose patches fill it", 1, 1024,
-                                   FillParams().context, RW)
+        procedure.add_int_argument("context", "Conte_xt (px, 0: automatic)",
+                                   "Band around the selection whose patches fill it (0: as wide as the "
+                                   "selection's longer side, at least 16 px, as in Krita)", 0, 1024, 0, RW)
     # Empty = the installer's choice, read at run time (GIMP caches these defaults in pluginrc).
     procedure.add_string_argument("endpoint", "Daemon e_ndpoint (empty: as installed)",
-                                  "ZeroMQ endpoint of the ESM daemon; empty: the one chosen at installation",
+                                  "ZeroMQ endpoint of the ESM daemon; empty: $ESM_ENDPOINT, else the one "
+                                  "chosen at installation",
                                   "", RW)
     procedure.add_boolean_argument("autostart", "Start the daemon _automatically",
                                    "Start an ESM daemon when none answers (as recorded by the installer)", True, RW)
@@ -73,10 +75,10 @@ def _add_arguments(procedure, name):
 
 def _params(config):
     """The SynthesisParams fields common to both modes, from the procedure's arguments."""
-    phases, iterations = PRESETS[config.get_property("quality")]
+    preset = preset_fields(config.get_property("quality"))
     return {"seed": config.get_property("seed"),
-            "phases": config.get_property("phases") or phases,
-            "iterations": config.get_property("iterations") or iterations,
+            "phases": config.get_property("phases") or preset["phases"],
+            "iterations": config.get_property("iterations") or preset["iterations"],
             "style_weight": config.get_property("style-weight"),
             "variety": config.get_property("variety"),
             "smoothness": config.get_property("smoothness")}
@@ -134,7 +136,7 @@ def texture_from_selection(image, drawable, config):
     """The selection's bounding box within the layer (or the whole layer) is the exemplar."""
     inside, x, y, w, h = drawable.mask_intersect()
     if not inside:
-        raise daemon.PluginError("the selection does not overlap the active layer")
+        raise PluginError("the selection does not overlap the active layer")
     channels = _channels(image, drawable)
     exemplar = _read(drawable, (x, y, w, h), channels)
     width = config.get_property("width") or image.get_width()
@@ -149,15 +151,15 @@ def texture_from_selection(image, drawable, config):
 
 
 def fill_selection(image, drawable, config):
-    """The selection (thresholded at 50%, within the layer) is the hole; the band of
-    ``context`` pixels around it is the source of patches."""
+    """The selection (thresholded at 50%, within the layer) is the hole; the band around it
+    (esm_client.plugin.fill_margin, the same as Krita's) is the source of patches."""
     if Gimp.Selection.is_empty(image):
-        raise daemon.PluginError("Fill Selection needs a selection: select the region to fill first")
+        raise PluginError("Fill Selection needs a selection: select the region to fill first")
     inside, x, y, w, h = drawable.mask_intersect()
     if not inside:
-        raise daemon.PluginError("the selection does not overlap the active layer")
+        raise PluginError("the selection does not overlap the active layer")
     _, ox, oy = drawable.get_offsets()
-    context = config.get_property("context")
+    context = fill_margin(w, h, config.get_property("context"))
     region = pixels.grow((x, y, w, h), context, (0, 0, drawable.get_width(), drawable.get_height()))
     rx, ry, rw, rh = region
     selection = image.get_selection().get_buffer().get(
@@ -165,7 +167,7 @@ def fill_selection(image, drawable, config):
     mask = pixels.threshold(selection)
     hole = pixels.mask_bounds(mask, rw, rh)
     if hole is None:
-        raise daemon.PluginError("no pixel of the layer is at least half selected: "
+        raise PluginError("no pixel of the layer is at least half selected: "
                                  "Fill Selection fills where the selection is 50% or more")
     channels = _channels(image, drawable)
     params = dict(_params(config), context=context, output="layer")
@@ -175,7 +177,7 @@ def fill_selection(image, drawable, config):
                               config.get_property("endpoint"), config.get_property("autostart"),
                               progress, progress.status)
     if (result.width, result.height) != (rw, rh):
-        raise daemon.PluginError(f"the daemon returned a {result.width}x{result.height} image for a "
+        raise PluginError(f"the daemon returned a {result.width}x{result.height} image for a "
                                  f"{rw}x{rh} region")
     hx, hy, hw, hh = hole
     data = pixels.crop(bytes(result.data), rw, result.channels, hole)
@@ -205,7 +207,7 @@ def run(procedure, run_mode, image, drawables, config, data):
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     try:
         layer = ACTIONS[name](image, drawables[0], config)
-    except daemon.PluginError as error:
+    except PluginError as error:
         return _failure(procedure, f"{TITLES[name]}: {error}")
     except Exception as error:  # a bug: the message for the user, the traceback for the terminal
         traceback.print_exc()

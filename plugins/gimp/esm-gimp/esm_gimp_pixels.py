@@ -5,10 +5,11 @@ Rectangles are (x, y, width, height) tuples.
 """
 from __future__ import annotations
 
-# A feathered or anti-aliased selection is thresholded: a pixel belongs to the hole when it is
-# at least half selected (selection value >= 128 of 255, read as linear "Y u8").
-HOLE_THRESHOLD = 128
-_THRESHOLD_TABLE = bytes(0 if v < HOLE_THRESHOLD else 255 for v in range(256))
+from esm_contract.images import MASK_THRESHOLD  # stdlib only (the vendor folder or a checkout)
+
+# A feathered or anti-aliased selection is thresholded as the engine reads a mask: a pixel belongs
+# to the hole when it is at least half selected (selection value >= 128 of 255, read as linear "Y u8").
+_THRESHOLD_TABLE = bytes(0 if v < MASK_THRESHOLD else 255 for v in range(256))
 
 # Babl format per channel count; the perceptual (') u8 formats work for every GIMP precision
 # (8-bit to 32-bit float, linear or not): GEGL converts on read and on write.

@@ -1,6 +1,6 @@
 """Extreme Style Machines for Krita: tileable textures and selection fills from the ESM
 daemon, as new paint layers. Installed by ``esm install-plugin krita``, which puts the
-torch-free client (esm_api) and its pyzmq and msgpack wheels into ``vendor/``."""
+torch-free contract and client (esm_contract, esm_client) and its pyzmq and msgpack wheels into ``vendor/``."""
 from __future__ import annotations
 
 import os
@@ -15,7 +15,7 @@ DOCKER_ID = "esm_krita_docker"
 
 def _register() -> None:
     try:
-        import esm_api.client  # noqa: F401  (pyzmq and msgpack come with it)
+        import esm_client.client  # noqa: F401  (pyzmq and msgpack come with it)
     except ImportError as error:
         raise ImportError(f"Extreme Style Machines: {error}. Install the plug-in with "
                           f"'esm install-plugin krita', which brings its own pyzmq and msgpack.") from None

@@ -9,11 +9,10 @@ from krita import Krita
 from PyQt5.QtCore import QObject, pyqtSignal
 from PyQt5.QtGui import QIcon, QImage
 
-from esm_api.protocol import RawImage
+from esm_client.plugin import CONFIG_NAME, PluginConfig, PluginError
+from esm_client.protocol import RawImage
 
 from . import document, operations, pixels, settings
-from .config import DaemonConfig
-from .errors import PluginError
 from .operations import Options, Request
 from .runner import Runner
 
@@ -24,7 +23,7 @@ _instance: Controller | None = None
 def instance() -> Controller:
     global _instance
     if _instance is None:
-        _instance = Controller(DaemonConfig.load(Path(__file__).resolve().parent))
+        _instance = Controller(PluginConfig.load(Path(__file__).resolve().parent / CONFIG_NAME, "krita"))
     return _instance
 
 
@@ -39,11 +38,11 @@ class Controller(QObject):
     busy_changed = pyqtSignal(bool)
     message = pyqtSignal(str)
     daemon_status = pyqtSignal(str)
-    progress = pyqtSignal(object)  # esm_api.client.Progress
+    progress = pyqtSignal(object)  # esm_client.client.Progress
     preview = pyqtSignal(QImage)
     tiling_available = pyqtSignal(bool)  # a tileable result can be shown in wrap-around mode
 
-    def __init__(self, config: DaemonConfig) -> None:
+    def __init__(self, config: PluginConfig) -> None:
         super().__init__()
         self.options = settings.load_options()
         self.runner = Runner(config, self)

@@ -12,7 +12,9 @@ from PyQt5.QtGui import QImage, QPixmap
 from PyQt5.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QProgressBar,
                              QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
-from esm_api.params import PRESETS
+from esm_client.plugin import ui_range
+from esm_contract.params import PRESETS
+from esm_contract.schema import STYLE, TEXTURE
 
 from . import controller as controller_module
 from .operations import Options
@@ -82,10 +84,10 @@ class EsmDocker(DockWidget):
             self.preset_box.addItem(f"{name} ({phases} scales \u00d7 {iterations} steps)", name)
         self.preset_box.setCurrentIndex(max(self.preset_box.findData(options.preset), 0))
         form.addRow("Quality", self.preset_box)
-        self.variety_box = _double(0.0, 2.0, 0.05, 2, options.variety)
+        self.variety_box = _double(*ui_range(TEXTURE["variety"]), 0.05, 2, options.variety)
         self.variety_box.setToolTip("Higher: uses more different parts of the exemplar")
         form.addRow("Variety", self.variety_box)
-        self.style_weight_box = _double(0.0, 10000.0, 10.0, 1, options.style_weight)
+        self.style_weight_box = _double(*ui_range(STYLE["style_weight"]), 10.0, 1, options.style_weight)
         form.addRow("Style weight", self.style_weight_box)
 
         buttons = QHBoxLayout()

@@ -13,7 +13,7 @@ from typing import Any
 
 from krita import Krita
 
-from .errors import PluginError
+from esm_client.plugin import PluginError
 
 WORKING_SPACE = ("RGBA", "U8", "sRGB-elle-V2-srgbtrc.icc")
 PIXEL_LAYERS = ("paintlayer", "grouplayer", "filelayer", "clonelayer", "vectorlayer", "filllayer")

@@ -15,17 +15,18 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from esm_api.jobs import parse_job
-from esm_api.params import PRESETS, ParamError
-from esm_api.protocol import RawImage
+from esm_contract.jobs import parse_job
+from esm_client.plugin import DEFAULT_PRESET, PluginError, fill_margin, preset_fields
+from esm_client.protocol import RawImage
+from esm_contract.errors import ParamError
+from esm_contract.params import SynthesisParams
 
 from . import document, pixels
 from .document import Region
-from .errors import PluginError
 
+_TEXTURE = SynthesisParams()
 TEXTURE = "texture"
 FILL = "fill"
-MIN_CONTEXT = 16  # pixels of surroundings sent around a hole, at least
 
 
 @dataclass(frozen=True)
@@ -37,15 +38,12 @@ class Options:
     tiles_x: int = 1
     tiles_y: int = 1
     seed: int = 0
-    preset: str = "balanced"
-    variety: float = 0.1
-    style_weight: float = 100.0
+    preset: str = DEFAULT_PRESET
+    variety: float = _TEXTURE.variety  # the engine's defaults (esm_contract.params)
+    style_weight: float = _TEXTURE.style_weight
 
     def synthesis_fields(self) -> dict[str, Any]:
-        if self.preset not in PRESETS:
-            raise PluginError(f"Unknown quality preset {self.preset!r}; choose one of {', '.join(PRESETS)}.")
-        phases, iterations = PRESETS[self.preset]
-        return {"seed": self.seed, "phases": phases, "iterations": iterations,
+        return {"seed": self.seed, **preset_fields(self.preset),
                 "style_weight": float(self.style_weight), "variety": float(self.variety)}
 
     def to_dict(self) -> dict[str, Any]:
@@ -74,7 +72,7 @@ class Request:
 def _validated(mode: str, params: dict[str, Any], images: dict[str, RawImage]) -> dict[str, Any]:
     """Refuses bad parameters here, with the same messages the daemon would send."""
     try:
-        parse_job(mode, params, frozenset(images))
+        parse_job(mode, params, images)
     except ParamError as error:
         raise PluginError(f"Invalid setting: {error}.") from None
     return params
@@ -102,15 +100,10 @@ def prepare_texture(doc: Any, node: Any, options: Options) -> Request:
                    document.working_space(node), name, tiles)
 
 
-def context_margin(hole: Region) -> int:
-    """Pixels of surroundings around a hole: as many as its longer side, at least MIN_CONTEXT."""
-    return max(MIN_CONTEXT, hole.width, hole.height)
-
-
 def fill_region(doc: Any, hole: Region) -> Region:
-    """The hole's bounding box grown by ``context_margin``, clipped to the canvas: enough
-    surroundings for the style, no more."""
-    margin = context_margin(hole)
+    """The hole's bounding box grown by ``fill_margin`` (esm_client.plugin), clipped to the
+    canvas."""
+    margin = fill_margin(hole.width, hole.height)
     x0, y0 = max(hole.x - margin, 0), max(hole.y - margin, 0)
     x1 = min(hole.x + hole.width + margin, doc.width())
     y1 = min(hole.y + hole.height + margin, doc.height())
@@ -128,7 +121,7 @@ def prepare_fill(doc: Any, node: Any, options: Options) -> Request:
                           "pixels for the fill to learn from.")
     images = {"image": _wire_image(document.read_bgra(node, area), area),
               "mask": RawImage(area.width, area.height, 1, mask)}
-    params = {**options.synthesis_fields(), "context": context_margin(hole), "output": "layer"}
+    params = {**options.synthesis_fields(), "context": fill_margin(hole.width, hole.height), "output": "layer"}
     name = f"ESM fill seed {options.seed}"
     return Request(FILL, _validated(FILL, params, images), images, doc, node, area,
                    document.working_space(node), name)

@@ -15,10 +15,10 @@ from typing import Any, Callable
 
 from PyQt5.QtCore import QObject, QTimer, pyqtSignal
 
-from esm_api.autostart import ensure_daemon
-from esm_api.client import Client, DaemonError, DaemonUnavailable, Finished, JobCancelled, JobFailed, Progress
+from esm_client.autostart import ensure_daemon
+from esm_client.client import Client, DaemonError, DaemonUnavailable, Finished, Progress
+from esm_client.plugin import PluginConfig, describe
 
-from .config import DaemonConfig
 from .operations import Request
 
 POLL_MS = 50  # how often a running job is polled (progress latency; heartbeats need ~1 s)
@@ -46,26 +46,12 @@ class _Background:
         self.done = True
 
 
-def describe(error: BaseException, config: DaemonConfig) -> str:
-    """One sentence for the user."""
-    if isinstance(error, JobCancelled):
-        return "Cancelled."
-    if isinstance(error, DaemonUnavailable):
-        text = error.message[:1].upper() + error.message[1:]
-        return f"{text}. {config.problem}." if config.problem else f"{text}."
-    if isinstance(error, JobFailed):
-        return f"The daemon could not finish the job: {error.message}"
-    if isinstance(error, DaemonError):
-        return f"The daemon refused the job: {error.message}"
-    return f"{type(error).__name__}: {error}"
-
-
-def _ping(config: DaemonConfig) -> dict[str, Any]:
+def _ping(config: PluginConfig) -> dict[str, Any]:
     with Client(config.endpoint, timeout_s=PING_TIMEOUT_S) as client:
         return client.info()
 
 
-def _connect_and_submit(config: DaemonConfig, request: Request) -> tuple[Client, Any]:
+def _connect_and_submit(config: PluginConfig, request: Request) -> tuple[Client, Any]:
     """Runs in the background thread: makes sure a daemon answers (starting one if the
     installer recorded how), then submits. Returns the client and its job."""
     ensure_daemon(config.endpoint, config.start_command, config.start_timeout_s)
@@ -84,11 +70,11 @@ class Runner(QObject):
     busy_changed = pyqtSignal(bool)
     message = pyqtSignal(str)  # what is happening now, for the docker's status line
     daemon_status = pyqtSignal(str)
-    progress = pyqtSignal(object, object)  # (Request, esm_api.client.Progress)
+    progress = pyqtSignal(object, object)  # (Request, esm_client.client.Progress)
     finished = pyqtSignal(object, object)  # (Request, list[RawImage])
     failed = pyqtSignal(object, str)  # (Request, message); also used for "Cancelled."
 
-    def __init__(self, config: DaemonConfig, parent: QObject | None = None) -> None:
+    def __init__(self, config: PluginConfig, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.config = config
         self.request: Request | None = None
