@@ -11,7 +11,7 @@ import scipy.optimize
 import torch
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from esm_core import optimize
+from esm_core.optimisation import optimize
 
 DEVICE = torch.device("cpu")
 
