@@ -82,18 +82,20 @@ def distribution_objective(
 
 def texture_terms(
     resources: Resources, exemplar: np.ndarray, phase: Phase, params: SynthesisParams, layout_phases: int,
-    match_states: dict[str, SearchState],
+    match_states: dict[str, SearchState], last_phase: int,
 ) -> list[LossTerm]:
     """A texture phase's loss terms: in the first ``layout_phases`` the distribution term
     alone, on the structure layers too; then the structure loss plus the distribution term,
     if any. The copy penalty acts in the first structure phase, where the layout settles on
     the exemplar's patches (docs/quality.md: in every phase it cost detail at 512x512), with a
-    strength that falls as the output grows past the exemplar's size (``strength_for_size``)."""
+    strength that falls as the output grows past the exemplar's size (``strength_for_size``),
+    and only when a later phase follows: the spread matches leave the image soft, and the
+    next phase restores its detail (in the last phase, 0.5 left 40x32 drafts flat)."""
     if phase.index < layout_phases:
         layers = tuple(dict.fromkeys(params.swd_layers + params.layers))
         return [distribution_objective(resources, exemplar, phase, params, layers)]
     copy_penalty = 0.0
-    if phase.index == layout_phases:
+    if phase.index == layout_phases and phase.index < last_phase:
         copy_penalty = strength_for_size(params.copy_penalty, phase.size[0] * phase.size[1],
                                          phase.style_size[0] * phase.style_size[1])
     terms: list[LossTerm] = [
@@ -158,7 +160,7 @@ def synthesize_texture(
     match_states: dict[str, SearchState] = {}
 
     def make_loss(phase: Phase) -> Callable[[torch.Tensor], torch.Tensor]:
-        terms = texture_terms(resources, colour, phase, params, layout_phases, match_states)
+        terms = texture_terms(resources, colour, phase, params, layout_phases, match_states, plan[-1].index)
         layers = tuple(dict.fromkeys(name for term in terms for name in term.layers))
         return image_loss(resources, lambda features: sum(term(features) for term in terms), params, layers)
 
