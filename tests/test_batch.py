@@ -152,6 +152,27 @@ def test_an_invalid_line_stops_the_batch_before_anything_runs(inputs: Path, tmp_
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(("line", "message"), [
+    ({"images": {}}, "mode must be one of texture, fill, variants"),
+    ({"mode": "texture", "images": {"exemplar": "grass.png"}, "output": "../x.png"}, "inside OUTDIR"),
+    ({"mode": "texture", "images": {"exemplar": "nope.png"}, "output": "x.png"}, "nope.png: no such file"),
+    ({"mode": "fill", "images": {"image": "grass.png"}, "output": "x.png"}, "mode fill takes images image, mask"),
+    ({"mode": "texture", "images": {"exemplar": "grass.png"}, "params": {"sizee": 3}, "output": "x.png"},
+     "unknown parameter(s): sizee"),
+    ({"mode": "texture", "images": {"exemplar": "grass.png"}, "output": "x.png", "seeds": [1, 1]},
+     "seeds must be a non-empty list of different whole numbers"),
+    ({"mode": "texture", "images": {"exemplar": "grass.png"}, "output": "grass-s2.png"},
+     "output grass-s2.png is already written by line 1"),
+])
+def test_each_invalid_line_says_what_is_wrong(inputs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                               line: dict[str, Any], message: str) -> None:
+    manifest = _write_manifest(inputs / f"{tmp_path.name}.jsonl", [MANIFEST[0], line])
+    assert main(["batch", str(manifest), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"{manifest}:2: " in err and message in err
+    assert f"{manifest}:1:" not in err
+
+
 def test_the_batch_writes_what_the_cli_writes(batch: tuple[Path, Path, int], inputs: Path, tmp_path: Path) -> None:
     """Byte for byte the outputs of esm synth / fill / variants --no-daemon for the same jobs."""
     _, outdir, status = batch

@@ -14,7 +14,7 @@ from typing import Any, Iterator
 
 from esm_contract import params as P
 from esm_contract.errors import EsmError
-from esm_contract.jobs import ModeParams, mode_spec
+from esm_contract.jobs import MODES, ModeParams, mode_spec
 
 LINE_KEYS = frozenset({"mode", "images", "params", "output", "seeds"})
 
@@ -87,8 +87,10 @@ def parse_line(text: str, number: int, folder: Path) -> list[BatchJob]:
     if unknown:
         raise LineError(f"unknown key(s) {', '.join(unknown)}; a line has {', '.join(sorted(LINE_KEYS))}")
     mode = entry.get("mode")
+    if not isinstance(mode, str):
+        raise LineError(f"mode must be one of {', '.join(MODES)}")
     try:
-        spec = mode_spec(mode if isinstance(mode, str) else repr(mode))
+        spec = mode_spec(mode)
         params = P.from_dict(spec.params, entry.get("params") or {})
     except EsmError as error:
         raise LineError(error.message) from None

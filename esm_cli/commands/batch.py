@@ -3,6 +3,7 @@ instance or a Ray cluster (docs/batch.md). Ray is imported only when the command
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -55,11 +56,14 @@ def _check(args: argparse.Namespace) -> None:
 def _validate(manifest: Path) -> tuple[int, list[InvalidLine]]:
     """The number of jobs and the invalid lines, in one streamed pass before anything runs."""
     total, invalid = 0, []
-    for item in read_manifest(manifest):
-        if isinstance(item, InvalidLine):
-            invalid.append(item)
-        else:
-            total += 1
+    try:
+        for item in read_manifest(manifest):
+            if isinstance(item, InvalidLine):
+                invalid.append(item)
+            else:
+                total += 1
+    except UnicodeDecodeError:
+        raise UserError(f"{manifest}: not a UTF-8 text file (a manifest is JSON Lines)") from None
     return total, invalid
 
 
@@ -92,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{len(invalid)} invalid line(s) in {args.manifest}; nothing ran "
                         "(fix them, or --skip-invalid to run the rest)")
     args.output.mkdir(exist_ok=True)
+    if not os.access(args.output, os.W_OK):
+        raise UserError(f"{args.output}: cannot write into this folder")
     done = finished(args.output) if args.resume else set()
     results = Results(args.output, fresh=not args.resume)
     for item in invalid:
