@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Run every job of MANIFEST (JSON Lines: mode, images, params, output, seeds; docs/batch.md) "
                     "on Ray workers that each keep an engine warm, writing the outputs and OUTDIR/results.jsonl. "
                     "Invalid lines are reported before anything runs.")
-    parser.add_argument("manifest", type=Path, help="JSON Lines file, one job a line; image paths relative to its folder")
+    parser.add_argument("manifest", type=Path, metavar="MANIFEST", help="JSON Lines file, one job a line; image paths relative to its folder")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUTDIR",
                         help="output folder (created if its parent exists); holds results.jsonl")
     parser.add_argument("--address", metavar="ADDRESS",
