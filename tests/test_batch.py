@@ -215,7 +215,7 @@ def test_results_record_every_job_and_its_figures(batch: tuple[Path, Path, int])
     assert (invalid["status"], invalid["line"], invalid["code"]) == ("error", 4, "bad_params")
     assert not (outdir / "corrupt.png").exists() and not (outdir / "invalid.png").exists()
     ok = by_output["tiles/brick.png"]
-    assert ok["line"] == 2 and ok["seconds"] > 0 and ok["worker"]
+    assert ok["line"] == 2 and ok["seconds"] > 0 and ok["worker"] and ok["runs"] == 1
     assert set(ok["eval"]["tiles/brick.png"]) >= {"patch_swd", "colour_distance", "flat", "copy", "seam_score"}
     assert set(by_output["brick-s7.png"]["eval"]) == {"brick-s7-variant-7.png", "brick-s7-variant-8.png"}
     assert len({row["worker"] for row in rows if row["worker"]}) == 2  # both workers ran jobs
@@ -258,4 +258,5 @@ def test_a_killed_worker_loses_no_job(local_ray: None, inputs: Path, tmp_path: P
     assert status == 0
     assert sorted(row["output"] for row in rows) == sorted(f"slow{i}.png" for i in range(6))
     assert all(row["status"] == "ok" for row in rows)
+    assert max(row["runs"] for row in rows) == 2  # the killed worker's jobs ran again elsewhere
     assert all((outdir / f"slow{i}.png").is_file() for i in range(6))

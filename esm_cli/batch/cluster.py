@@ -169,7 +169,7 @@ class Batch:
         except KeyboardInterrupt:
             for pending in self._pending.values():
                 self.results.add(row(pending.job.line, pending.job.output, CANCELLED, outputs=pending.job.outputs,
-                                     code=CANCELLED, message="interrupted (Ctrl-C)"))
+                                     code=CANCELLED, message="interrupted (Ctrl-C)", runs=pending.attempt))
             self._pending.clear()
             raise
         finally:
@@ -204,9 +204,10 @@ class Batch:
         except (RayActorError, ActorDiedError, ActorUnavailableError) as error:
             self._lost(pending, error)
             return
+        runs = pending.attempt
         if "code" in result:
             self._record(row(job.line, job.output, ERROR, outputs=job.outputs, code=result["code"],
-                             message=result["message"], seconds=result["seconds"], worker=result["worker"]))
+                             message=result["message"], seconds=result["seconds"], worker=result["worker"], runs=runs))
             return
         from esm_core.images import save_image
 
@@ -217,10 +218,10 @@ class Batch:
         except (EsmError, OSError) as error:
             self._record(row(job.line, job.output, ERROR, outputs=job.outputs,
                              code=getattr(error, "code", JOB_FAILED), message=str(error),
-                             seconds=result["seconds"], worker=result["worker"]))
+                             seconds=result["seconds"], worker=result["worker"], runs=runs))
             return
         self._record(row(job.line, job.output, OK, outputs=job.outputs, seconds=result["seconds"],
-                         worker=result["worker"], figures=dict(zip(job.outputs, result["eval"]))))
+                         worker=result["worker"], figures=dict(zip(job.outputs, result["eval"])), runs=runs))
 
     def _lost(self, pending: _Pending, error: Exception) -> None:
         """A dead worker: replaced by a new one; its jobs run again elsewhere, ATTEMPTS times in all."""
@@ -232,7 +233,7 @@ class Batch:
             return
         job = pending.job
         self._record(row(job.line, job.output, ERROR, outputs=job.outputs, code=WORKER_LOST,
-                         message=f"its worker died {ATTEMPTS} times ({type(error).__name__})"))
+                         message=f"its worker died {ATTEMPTS} times ({type(error).__name__})", runs=pending.attempt))
 
     def _record(self, entry: dict[str, Any]) -> None:
         self.results.add(entry)

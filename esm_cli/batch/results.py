@@ -12,11 +12,12 @@ OK, ERROR, CANCELLED = "ok", "error", "cancelled"
 
 def row(line: int, output: str | None, status: str, *, outputs: tuple[str, ...] = (), code: str | None = None,
         message: str | None = None, seconds: float | None = None, worker: str | None = None,
-        figures: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A results row. ``eval`` maps each output file to its ``esm eval`` figures against the exemplar."""
+        figures: dict[str, Any] | None = None, runs: int = 0) -> dict[str, Any]:
+    """A results row. ``eval`` maps each output file to its ``esm eval`` figures against the
+    exemplar; ``runs`` counts the workers the job was given (above 1: a worker died under it)."""
     return {"line": line, "output": output, "outputs": list(outputs), "status": status, "code": code,
             "message": message, "seconds": None if seconds is None else round(seconds, 3), "worker": worker,
-            "eval": figures or {}}
+            "runs": runs, "eval": figures or {}}
 
 
 def finished(outdir: Path) -> set[str]:
