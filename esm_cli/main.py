@@ -14,7 +14,7 @@ from esm_cli.errors import UserError
 from esm_core.memory import tune_allocator
 
 # Sub-command modules; each has register(subparsers) which sets ``func`` on its parser.
-COMMANDS = ("synth", "fill", "install_plugin", "daemon", "eval", "grid", "variants")
+COMMANDS = ("synth", "fill", "install_plugin", "daemon", "eval", "grid", "variants", "batch")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -11,11 +11,11 @@ PLAIN_EVERY_S = 5.0
 
 
 class ProgressBar:
-    def __init__(self, label: str, quiet: bool = False, stream: TextIO = sys.stderr) -> None:
+    def __init__(self, label: str, quiet: bool = False, stream: TextIO | None = None) -> None:
         self.label = label
         self.quiet = quiet
-        self.stream = stream
-        self.terminal = stream.isatty()
+        self.stream = stream or sys.stderr  # looked up now: a caller (pytest, a script) may have replaced it
+        self.terminal = self.stream.isatty()
         self.started = time.monotonic()
         self._bar = None  # tqdm, made on the first report (importing it costs nothing before)
         self._printed: float | None = None  # when the last plain line went out

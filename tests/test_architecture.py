@@ -57,6 +57,15 @@ def test_the_client_side_never_imports_torch_or_numpy() -> None:
     assert done.stdout.strip() == "[]"
 
 
+def test_only_esm_batch_loads_ray() -> None:
+    """Ray (a second of imports) is for esm batch alone: the command line with every sub-command
+    registered, esm synth's module, the daemon and the engine do not load it."""
+    code = ("import sys, esm_cli.main, esm_cli.commands.synth, esm_daemon.server, esm_daemon.worker, esm_core; "
+            "esm_cli.main.build_parser(); print('ray' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
+
+
 def test_a_cli_job_run_on_a_daemon_loads_no_torch_in_the_client(daemon, tmp_path) -> None:  # noqa: ANN001
     """`esm synth` through a daemon: the result arrives, and the client process never imported torch."""
     from pathlib import Path
