@@ -49,9 +49,12 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def _texture_lines(count: int, iterations: int) -> list[dict[str, Any]]:
+def _texture_lines(count: int) -> list[dict[str, Any]]:
+    """Jobs slow enough (about 0.4 s each on one core) that a signal or a kill sent once the
+    first result is written still finds work running: at 48 px and 12 iterations a quiet
+    machine finished all eight before the signal arrived."""
     return [{"mode": "texture", "images": {"exemplar": "grass.png"},
-             "params": {"width": 48, "height": 48, "phases": 1, "iterations": iterations},
+             "params": {"width": 64, "height": 64, "phases": 1, "iterations": 40},
              "output": f"slow{i}.png"} for i in range(count)]
 
 
@@ -59,7 +62,7 @@ def test_sigint_leaves_a_resumable_folder(inputs: Path, tmp_path: Path) -> None:
     """A real `esm batch` process on its own local Ray instance (the default), interrupted after
     its first result: rc 130, finished outputs and their rows stay, no half-written file, and the
     next run does only the rest. (Runs before this module starts Ray in-process.)"""
-    manifest = _write_manifest(inputs / "sigint.jsonl", _texture_lines(8, 12))
+    manifest = _write_manifest(inputs / "sigint.jsonl", _texture_lines(8))
     outdir = tmp_path / "out"
     ray_tmp = tempfile.mkdtemp(prefix="esmray", dir="/tmp")  # short: Ray's socket paths have a length limit
     env = {**os.environ, "RAY_TMPDIR": ray_tmp, "OMP_NUM_THREADS": "1"}
@@ -234,7 +237,7 @@ def test_resume_reruns_no_finished_job(batch: tuple[Path, Path, int]) -> None:
 def test_a_killed_worker_loses_no_job(local_ray: None, inputs: Path, tmp_path: Path) -> None:
     """ray.kill on a worker actor once the first job has finished: its jobs run on another
     worker; every job ends ok."""
-    manifest = _write_manifest(inputs / "kill.jsonl", _texture_lines(6, 8))
+    manifest = _write_manifest(inputs / "kill.jsonl", _texture_lines(6))
     outdir = tmp_path / "out"
     killed: list[str] = []
 
