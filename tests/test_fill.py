@@ -16,8 +16,8 @@ from esm_contract.params import FillParams, NetworkParams, ParamError, from_dict
 from esm_cli.main import main
 from esm_core import CancelToken, Cancelled, Engine, ImageError, load_image
 from esm_core.evaluate import patch_swd, seam_score
-from esm_core.modes.fill import _geometry, fill_hole
-from esm_core.modes.fillstart import seam_distance, start_image
+from esm_core.modes.fill import _geometry, fill_hole, footprint, restore_grain
+from esm_core.modes.fillstart import BLEND_REACH, StartCopy, blend_seams, copy_start, seam_distance, start_image
 from esm_core.features.holes import feature_cells, grow
 from esm_core.optimisation.multiscale import plan_phases
 from esm_core.features.networks import RandomNetwork, layer_scale, normalise_pixels, receptive_radius
@@ -101,12 +101,57 @@ def test_style_patches_never_read_the_hole_and_every_patch_that_does_is_penalise
 def test_start_copies_known_texture_and_marks_its_seams(grass: np.ndarray) -> None:
     image = grass[:96, :96]
     hole = square_mask(96, (32, 32, 56, 60))[..., 0] > 0
-    start, pieces = start_image(image, hole, None, 12, False, 0)
-    assert np.array_equal(start[~hole], image[~hole]) and (pieces[~hole] == 0).all() and (pieces[hole] > 0).all()
-    values = set(map(tuple, image[~hole].reshape(-1, 1)))
-    assert all(tuple(v) in values for v in start[hole].reshape(-1, 1)[::37])
+    copy = copy_start(image, hole, None, 12, False, 0)
+    pieces = copy.pieces
+    assert np.array_equal(copy.pixels[~hole], image[~hole]) and (pieces[~hole] == 0).all() and (pieces[hole] > 0).all()
+    ys, xs = np.nonzero(hole)
+    rows, cols = copy.origin[ys, xs, 0], copy.origin[ys, xs, 1]
+    assert not hole[rows, cols].any() and np.array_equal(copy.pixels[ys, xs], image[rows, cols])
+    start, start_pieces = start_image(image, hole, None, 12, False, 0)
+    assert np.array_equal(start[~hole], image[~hole]) and np.array_equal(start_pieces, pieces)
     depth = seam_distance(pieces, False)
     assert depth[~hole].max() == 0 and depth[44, 46] > depth[33, 46] > 0
+
+
+def _border_steps(image: np.ndarray, hole: np.ndarray) -> float:
+    """Mean squared step between the pixels on either side of the hole's outline."""
+    pixels = image.astype(np.float64)
+    steps = [(pixels[:, 1:] - pixels[:, :-1])[hole[:, 1:] != hole[:, :-1]],
+             (pixels[1:] - pixels[:-1])[hole[1:] != hole[:-1]]]
+    return float(np.mean(np.concatenate(steps) ** 2))
+
+
+def test_blending_gives_the_border_the_steps_of_the_copy_origin_and_keeps_its_inside(grass: np.ndarray) -> None:
+    image = grass[:96, :96].astype(np.int32)
+    image[:, 50:] += 40  # the copy comes from a brighter region: a seam of about 40 grey levels
+    image = image.clip(0, 255).astype(np.uint8)
+    hole = square_mask(96, (28, 8, 68, 48))[..., 0] > 0
+    origin = np.full(hole.shape + (2,), -1, np.int64)
+    ys, xs = np.nonzero(hole)
+    origin[ys, xs] = np.stack([ys, xs + 44], axis=1)
+    pixels = image.astype(np.float64)
+    pixels[ys, xs] = image[ys, xs + 44]
+    copy = StartCopy(pixels, hole.astype(np.int32), origin)
+    blended = blend_seams(copy, image, hole, None, False)
+    assert np.array_equal(blended[~hole], image[~hole])
+    copied = np.clip(np.round(pixels), 0, 255).astype(np.uint8)
+    natural = _border_steps(np.roll(image, -44, axis=1), hole)  # the same outline around the origin
+    excess = _border_steps(blended, hole) - natural, _border_steps(copied, hole) - natural
+    assert excess[0] < 0.3 * excess[1]  # most of the seam is gone
+    assert abs(int(blended[48, 28, 0]) - int(copied[48, 28, 0])) <= 1  # 20 px = 5 reaches inside: held
+    assert BLEND_REACH * 5 <= 20
+
+
+def test_grain_is_given_back_where_the_copy_is_held(grass: np.ndarray) -> None:
+    start = to_tensor(grass[:64, :64], "cpu")
+    blurred = torch.nn.functional.interpolate(torch.nn.functional.avg_pool2d(start, 2), scale_factor=2,
+                                              mode="bilinear", align_corners=False)
+    held = torch.zeros(1, 1, 64, 64)
+    held[..., :, 32:] = 1.0
+    restored = restore_grain(blurred, start, held, False)
+    assert torch.equal(restored[..., :32], blurred[..., :32])  # not held: the optimised pixels as they are
+    error_before = (blurred - start)[..., 40:].abs().mean()
+    assert (restored - start)[..., 40:].abs().mean() < 0.5 * error_before
 
 
 # -- results
@@ -155,6 +200,18 @@ def test_hole_statistics_match_the_surroundings_far_better_than_a_flat_fill(
     filled_swd = patch_swd(result, image, mask_a=hole, mask_b=surroundings)
     flat_swd = patch_swd(flat, image, mask_a=hole, mask_b=surroundings)
     assert filled_swd < 0.5 * flat_swd
+
+
+def test_fill_border_steps_are_closer_to_the_photo_than_the_copy_it_starts_from(
+        engine: Engine, grass: np.ndarray) -> None:
+    image, mask = grass[:96, :96], square_mask(96, (32, 32, 64, 64))
+    hole = mask[..., 0] > 0
+    params = FillParams(phases=2, iterations=5)
+    copy = copy_start(image, hole, None, footprint(params), False, params.seed)
+    copied = np.clip(np.round(copy.pixels), 0, 255).astype(np.uint8)
+    result = engine.fill(image, mask, params)
+    natural = _border_steps(image, hole)
+    assert abs(np.log(_border_steps(result, hole) / natural)) < abs(np.log(_border_steps(copied, hole) / natural))
 
 
 def test_wrap_around_fill_makes_an_image_tile(engine: Engine, grass: np.ndarray) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 GOLDEN = {
     "texture": "29a8a93246100eee64db1262e2c89b5acfe1f650cc968ebc6c615f8e8519e83e",
-    "fill": "5d0e23161deaa7bf5dc408f990b35db2efb4ffd954aa568dd22a3c9189df944e",
+    "fill": "6c255ae6910204e8c85a05e168b4b391fa1dea82ff967c875ae1cc767324571a",
     "variants": "e12f50b45d88ac624d3fddff838dadfc3526160fe61dd492fdf43a9593dcb4e1",
 }
 
