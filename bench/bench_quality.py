@@ -12,11 +12,12 @@ in the textures folder, RGB. Cases:
   over the same pixel pairs' in the untouched crop (1 = as in the photo, above = a seam).
 
 Figures come from esm_core.evaluate (swd = multi-scale patch SWD, fine = its finest level,
-flat / copy fractions; lower is better for all). ESM seconds = the engine call alone (its
-networks are built before timing); Resynthesizer seconds = its plug-in call alone
-(``resynth_seconds``). Resynthesizer is not seedable: it runs once per case and texture and
-its outputs are cached under --peer-cache (``<case>/<texture>.png`` + ``.log``), so reruns only
-run ESM. Absolute times are inflated on a shared machine.
+flat / copy fractions, flat2 = flat one pyramid level down; lower is better for all). ESM
+seconds = the engine call alone (its networks are built before timing); Resynthesizer
+seconds = its plug-in call alone (``resynth_seconds``). Resynthesizer is not seedable: it
+runs once per case and texture and its outputs are cached under --peer-cache
+(``<case>/<texture>.png`` + ``.log``), so reruns only run ESM. Absolute times are inflated on
+a shared machine.
 
     .venv/bin/python bench/bench_quality.py                         # all textures, cases, seeds 1 2
     .venv/bin/python bench/bench_quality.py --only skimage_brick.png --cases own fill --seeds 1 --no-peer
@@ -110,7 +111,7 @@ def figures(case: str, crop: np.ndarray, output: np.ndarray, hole: np.ndarray) -
         return {"hole_swd": patch_swd(output, crop, mask_a=hole), "border": border_ratio(output, crop, hole)}
     report = evaluate(crop, output, tile=case == "tile256")
     result = {"swd": report["patch_swd"], "fine": report["patch_swd_levels"][0], "flat": report["flat"],
-              "copy": report["copy"]}
+              "flat2": report["flat_coarse"], "copy": report["copy"]}
     if case == "tile256":
         result["seam"] = report["seam_score"]
     return result
@@ -176,7 +177,7 @@ def run(args: argparse.Namespace) -> tuple[list[Row], str]:
 def columns(case: str) -> list[str]:
     if case == "fill":
         return ["hole_swd", "border", "seconds"]
-    return ["swd", "fine", "flat", "copy"] + (["seam"] if case == "tile256" else []) + ["seconds"]
+    return ["swd", "fine", "flat", "flat2", "copy"] + (["seam"] if case == "tile256" else []) + ["seconds"]
 
 
 def cell(value: float | None) -> str:
@@ -204,8 +205,9 @@ def print_tables(rows: list[Row]) -> None:
         for engine in ENGINES:
             group = [r for r in by.values() if r["engine"] == engine]
             line = ", ".join(f"{k} {cell(median([r.get(k) for r in group])).strip()}" for k in keys)
-            flat = [r["flat"] for r in group if r.get("flat") is not None]
-            print(f"median {engine:8} {line}" + (f"; max flat {max(flat):.3f}" if flat else ""))
+            maxima = "".join(f"; max {key} {max(values):.3f}" for key in ("flat", "flat2")
+                             if (values := [r[key] for r in group if r.get(key) is not None]))
+            print(f"median {engine:8} {line}{maxima}")
         if case == "fill":
             compared = [(by[p + ("esm",)]["hole_swd"], by[p + ("resynth",)].get("hole_swd")) for p in pairs]
             compared = [(a, b) for a, b in compared if b is not None]

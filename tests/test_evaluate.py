@@ -14,8 +14,8 @@ from scipy.ndimage import gaussian_filter
 
 from esm_core import Engine, ImageError, SynthesisParams, load_image
 from esm_core.evaluate import (
-    boundary_seam_score, colour_distance, copy_fraction, copy_square_side, evaluate, flat_fraction, patch_swd,
-    patch_swd_levels, seam_components, seam_score,
+    boundary_seam_score, coarse_flat_fraction, colour_distance, copy_fraction, copy_square_side, evaluate,
+    flat_fraction, patch_swd, patch_swd_levels, seam_components, seam_score,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -207,7 +207,7 @@ def test_boundary_seam_score_sees_a_pasted_patch() -> None:
 def test_evaluate_reports_the_documented_keys() -> None:
     report = evaluate(BRICK, GRASS[:128, :192])
     assert set(report) == {"patch_swd", "patch_swd_levels", "patch_swd_reference", "colour_distance", "flat",
-                           "copy", "levels", "exemplar_size", "output_size"}
+                           "flat_coarse", "copy", "levels", "exemplar_size", "output_size"}
     assert report["levels"] == len(report["patch_swd_levels"]) == 4
     assert report["patch_swd"] == pytest.approx(np.mean(report["patch_swd_levels"]))
     assert report["patch_swd_reference"] < report["patch_swd"]
@@ -216,6 +216,7 @@ def test_evaluate_reports_the_documented_keys() -> None:
     assert 0.75 < tiled["seam_score"] < 1.35 and tiled["seam_score"] == max(tiled["seam_x"], tiled["seam_y"])
     small = evaluate(BRICK[:10, :10], BRICK[:30, :30])
     assert small["patch_swd_reference"] is None and small["flat"] is None  # halves, exemplar too small
+    assert small["flat_coarse"] is None
 
 
 def esm(*args: str) -> subprocess.CompletedProcess[str]:
@@ -261,6 +262,14 @@ def test_flat_separates_a_fresh_crop_from_a_blurred_one() -> None:
     assert flat_fraction(exemplar, fresh) < 0.2
     assert flat_fraction(exemplar, blur(fresh)) > 0.9
     assert flat_fraction(exemplar, np.full_like(fresh, 90)) == 1.0
+
+
+def test_coarse_flat_finds_blotches_that_kept_their_fine_grain() -> None:
+    exemplar, fresh = GRASS[:128, :128], GRASS[128:, 128:].astype(float)
+    grain = fresh - gaussian_filter(fresh, (1, 1, 0))
+    blotch = np.clip(np.round(gaussian_filter(fresh, (4, 4, 0)) + grain), 0, 255).astype(np.uint8)
+    assert coarse_flat_fraction(exemplar, GRASS[128:, 128:]) < 0.2
+    assert flat_fraction(exemplar, blotch) < 0.5 < coarse_flat_fraction(exemplar, blotch)
 
 
 def test_copy_separates_new_texture_from_the_exemplar_tiled_or_shifted() -> None:
