@@ -1,6 +1,7 @@
 """Texture quality of the default settings against the reference preset (the blog's
 pipeline), on real photos from the development textures at small sizes: no washed-out areas
-(``flat``) and patch statistics closer to the exemplar's. Bounds come from measurements
+(``flat``, and ``flat_coarse`` for blotches that keep a fine grain) and patch statistics
+closer to the exemplar's. Bounds come from measurements
 (docs/quality.md); each comparison is made between two syntheses of the same test."""
 from __future__ import annotations
 
@@ -41,6 +42,8 @@ def test_defaults_keep_the_detail_the_reference_washes_out(engine: Engine, name:
         params, **SYNTHESIS_PRESETS["reference"])))
     assert ours["flat"] <= FLAT_MAX, ours
     assert ours["flat"] < 0.7 * reference["flat"], (ours, reference)
+    # measured at seeds 1-2: ours 0.01-0.31, the reference's 0.30-0.75 (docs/quality.md)
+    assert ours["flat_coarse"] < 0.7 * reference["flat_coarse"], (ours, reference)
     assert ours["patch_swd"] < 0.7 * reference["patch_swd"], (ours, reference)
 
 
