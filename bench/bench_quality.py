@@ -66,14 +66,11 @@ def centre_hole(side: int) -> np.ndarray:
 
 
 def border_ratio(output: np.ndarray, crop: np.ndarray, hole: np.ndarray) -> float:
-    """Mean squared colour difference of the neighbour pairs that cross the hole's outline, in
-    the output over the same pairs in the untouched crop."""
-    def energy(image: np.ndarray) -> float:
-        pixels = image.astype(np.float64)
-        steps = [(pixels[:, 1:] - pixels[:, :-1])[hole[:, 1:] != hole[:, :-1]],
-                 (pixels[1:] - pixels[:-1])[hole[1:] != hole[:-1]]]
-        return float(np.mean(np.concatenate(steps) ** 2))
-    return energy(output) / max(energy(crop), 1e-9)
+    """Mean squared colour step across the hole's outline in the output over the same pixel
+    pairs' in the untouched crop."""
+    from esm_core.evaluate import border_steps
+
+    return border_steps(output, hole) / max(border_steps(crop, hole), 1e-9)
 
 
 def peer_arguments(case: str, crop: Path, mask: Path, out: Path, side: int) -> list[str]:

@@ -5,7 +5,8 @@
   al. 2018, "Progressive growing of GANs", section 5).
 - ``colour_distance``: sliced Wasserstein distance between the two images' pixel colours.
 - ``seam_score``: how visible the wrap-around seam of a tiling is (1.0 = invisible).
-- ``boundary_seam_score``: how visible the border of a filled hole is (1.0 = invisible).
+- ``boundary_seam_score``: how visible the border of a filled hole is (1.0 = invisible);
+  ``border_steps``: the colour steps across a hole's outline.
 - ``flat_fraction``: how much of an image lacks the exemplar's fine detail (washed-out blotches);
   ``coarse_flat_fraction``: the same one pyramid level down (blotches that kept a fine grain).
 - ``copy_fraction``: how much of an image is the exemplar copied verbatim.
@@ -317,6 +318,16 @@ def seam_score(img: np.ndarray) -> float:
     return max(seam_components(img))
 
 
+def border_steps(image: np.ndarray, hole: np.ndarray) -> float:
+    """Mean squared colour step between the neighbour pixels on either side of ``hole``'s
+    outline (bool HxW). Over the same pairs of the untouched image it is issue #14's fill
+    border measure: about 1 where a fill's border looks like the photo's own."""
+    pixels = _colour(image, "image")
+    steps = [(pixels[:, 1:] - pixels[:, :-1])[hole[:, 1:] != hole[:, :-1]],
+             (pixels[1:] - pixels[:-1])[hole[1:] != hole[:-1]]]
+    return float(np.mean(np.concatenate(steps) ** 2))
+
+
 def boundary_seam_score(img: np.ndarray, mask: np.ndarray) -> float:
     """How visible the border of a filled region is; 1.0 = invisible. ``mask`` (boolean
     HxW) is True inside the filled hole. The mean squared colour difference (summed over
@@ -461,15 +472,14 @@ def evaluate(exemplar: np.ndarray, output: np.ndarray, tile: bool = False, seed:
     halves_usable = min(first.shape[:2]) >= PATCH  # ``first`` is never the larger half
     levels = auto_levels(exemplar.shape, output.shape, *((first.shape, second.shape) if halves_usable else ()))
     per_level = patch_swd_levels(exemplar, output, levels=levels, seed=seed)
+    smallest = min(*exemplar.shape[:2], *output.shape[:2])  # the detail measures need whole windows
     report: dict[str, Any] = {
         "patch_swd": float(np.mean(per_level)),
         "patch_swd_levels": per_level,
         "patch_swd_reference": patch_swd(first, second, levels=levels, seed=seed) if halves_usable else None,
         "colour_distance": colour_distance(exemplar, output, seed=seed),
-        # None where an image is smaller than one detail window
-        "flat": flat_fraction(exemplar, output) if min(*exemplar.shape[:2], *output.shape[:2]) >= FLAT_WINDOW else None,
-        "flat_coarse": (coarse_flat_fraction(exemplar, output)
-                        if min(*exemplar.shape[:2], *output.shape[:2]) >= 2 * FLAT_WINDOW else None),
+        "flat": flat_fraction(exemplar, output) if smallest >= FLAT_WINDOW else None,
+        "flat_coarse": coarse_flat_fraction(exemplar, output) if smallest >= 2 * FLAT_WINDOW else None,
         "copy": copy_fraction(exemplar, output),
         "levels": levels,
         "exemplar_size": [exemplar.shape[1], exemplar.shape[0]],

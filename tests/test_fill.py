@@ -15,7 +15,7 @@ from esm_contract.jobs import parse_job
 from esm_contract.params import FillParams, NetworkParams, ParamError, from_dict
 from esm_cli.main import main
 from esm_core import CancelToken, Cancelled, Engine, ImageError, load_image
-from esm_core.evaluate import patch_swd, seam_score
+from esm_core.evaluate import border_steps, patch_swd, seam_score
 from esm_core.modes.fill import _geometry, fill_hole, footprint, restore_grain
 from esm_core.modes.fillstart import BLEND_REACH, StartCopy, blend_seams, copy_start, seam_distance, start_image
 from esm_core.features.holes import feature_cells, grow
@@ -113,14 +113,6 @@ def test_start_copies_known_texture_and_marks_its_seams(grass: np.ndarray) -> No
     assert depth[~hole].max() == 0 and depth[44, 46] > depth[33, 46] > 0
 
 
-def _border_steps(image: np.ndarray, hole: np.ndarray) -> float:
-    """Mean squared step between the pixels on either side of the hole's outline."""
-    pixels = image.astype(np.float64)
-    steps = [(pixels[:, 1:] - pixels[:, :-1])[hole[:, 1:] != hole[:, :-1]],
-             (pixels[1:] - pixels[:-1])[hole[1:] != hole[:-1]]]
-    return float(np.mean(np.concatenate(steps) ** 2))
-
-
 def test_blending_gives_the_border_the_steps_of_the_copy_origin_and_keeps_its_inside(grass: np.ndarray) -> None:
     image = grass[:96, :96].astype(np.int32)
     image[:, 50:] += 40  # the copy comes from a brighter region: a seam of about 40 grey levels
@@ -135,8 +127,8 @@ def test_blending_gives_the_border_the_steps_of_the_copy_origin_and_keeps_its_in
     blended = blend_seams(copy, image, hole, None, False)
     assert np.array_equal(blended[~hole], image[~hole])
     copied = np.clip(np.round(pixels), 0, 255).astype(np.uint8)
-    natural = _border_steps(np.roll(image, -44, axis=1), hole)  # the same outline around the origin
-    excess = _border_steps(blended, hole) - natural, _border_steps(copied, hole) - natural
+    natural = border_steps(np.roll(image, -44, axis=1), hole)  # the same outline around the origin
+    excess = border_steps(blended, hole) - natural, border_steps(copied, hole) - natural
     assert excess[0] < 0.3 * excess[1]  # most of the seam is gone
     assert abs(int(blended[48, 28, 0]) - int(copied[48, 28, 0])) <= 1  # 20 px = 5 reaches inside: held
     assert BLEND_REACH * 5 <= 20
@@ -210,8 +202,8 @@ def test_fill_border_steps_are_closer_to_the_photo_than_the_copy_it_starts_from(
     copy = copy_start(image, hole, None, footprint(params), False, params.seed)
     copied = np.clip(np.round(copy.pixels), 0, 255).astype(np.uint8)
     result = engine.fill(image, mask, params)
-    natural = _border_steps(image, hole)
-    assert abs(np.log(_border_steps(result, hole) / natural)) < abs(np.log(_border_steps(copied, hole) / natural))
+    natural = border_steps(image, hole)
+    assert abs(np.log(border_steps(result, hole) / natural)) < abs(np.log(border_steps(copied, hole) / natural))
 
 
 def test_wrap_around_fill_makes_an_image_tile(engine: Engine, grass: np.ndarray) -> None:

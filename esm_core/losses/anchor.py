@@ -18,6 +18,12 @@ import torch
 from ..features.holes import feature_cells
 
 
+def held_share(depth: np.ndarray, ramp: float) -> np.ndarray:
+    """How firmly the anchor holds a pixel (or cell) ``depth`` pixels from the nearest seam:
+    0 on a seam, rising to 1 at ``ramp`` pixels."""
+    return np.clip(depth / ramp, 0.0, 1.0)
+
+
 class AnchorLoss:
     """Weighted mean squared feature distance to ``start`` over the feature positions
     that read the hole, averaged over layers, times ``weight``."""
@@ -34,7 +40,7 @@ class AnchorLoss:
             rows, cols = hole.shape[0] // scale, hole.shape[1] // scale
             cell_depth = depth[:rows * scale, :cols * scale].reshape(rows, scale, cols, scale).mean(axis=(1, 3))
             device = self.start[name].device
-            self.weights[name] = torch.from_numpy(np.clip(cell_depth / ramp, 0.0, 1.0)).float().to(device)
+            self.weights[name] = torch.from_numpy(held_share(cell_depth, ramp)).float().to(device)
             self.counts[name] = max(1, int(feature_cells(hole, scale, radius, circular).sum()))
 
     def __call__(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:

@@ -7,9 +7,10 @@ pixel) or from a separate source image; only patches of the image being filled t
 hole pixel are matched and penalised. The hole starts as a copy of well-matching known
 texture, its border blended into the known pixels (``fillstart``); an anchor (``anchor``)
 holds its inside there while the patch loss and the smoothness term remove what is left of
-the seam, and the copy's pixel-level grain is given back where it is held (``restore_grain``). Coarse-to-fine as in texture
-synthesis: at each phase the known pixels are the image downsampled, and the hole grows to
-every pixel that the downsampling mixed with hole content.
+the seam, and the copy's pixel-level grain is given back where it is held
+(``restore_grain``). Coarse-to-fine as in texture synthesis: at each phase the known pixels
+are the image downsampled, and the hole grows to every pixel that the downsampling mixed
+with hole content.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from ..features.networks import layer_scale, normalise_pixels, receptive_radius
 from ..features.patches import PATCH
 from ..features.resample import resize
 from ..images import ImageError, check_image, split_alpha
-from ..losses.anchor import AnchorLoss
+from ..losses.anchor import AnchorLoss, held_share
 from ..losses.objectives import PatchLoss, StyleLayer
 from ..optimisation.multiscale import Phase, SizeError, plan_phases
 from ..optimisation.phases import run_phases
@@ -165,7 +166,8 @@ def fill_hole(
     digest = (image_digest(area), image_digest(area_hole.astype(np.uint8)))
     start_pixels, pieces = start_image(area, area_hole, exemplar, footprint(params), params.tileable, params.seed)
     start = to_tensor(start_pixels, device)
-    depth = torch.from_numpy(seam_distance(pieces, params.tileable))[None, None].float()
+    seams = seam_distance(pieces, params.tileable).astype(np.float32)
+    depth = torch.from_numpy(seams)[None, None]
     net = resources.network(params.network)
 
     def known_pixels(phase: Phase) -> torch.Tensor:
@@ -212,8 +214,8 @@ def fill_hole(
 
     pixels = run_phases(resources, plan, colour.shape[2], params.seed, make_loss, params.iterations,
                         params.tileable, map_previews(progress, full_size), cancel, known, initial)
-    held = (depth / ANCHOR_RAMP).clamp(0, 1).to(device)
-    return finish(to_uint8(restore_grain(pixels, initial(plan[-1]), held, params.tileable)))
+    share = torch.from_numpy(held_share(seams, ANCHOR_RAMP))[None, None].to(device)
+    return finish(to_uint8(restore_grain(pixels, initial(plan[-1]), share, params.tileable)))
 
 
 def restore_grain(result: torch.Tensor, start: torch.Tensor, held: torch.Tensor, circular: bool) -> torch.Tensor:

@@ -167,7 +167,7 @@ def blend_seams(
     A plain Poisson blend (no screening) carries the border's mismatch across the whole hole
     as a visible shade; see docs/fill.md. Known pixels are never changed."""
     search, usable = _search(image, hole, source)
-    known = image.astype(np.float64)
+    known = copy.pixels  # equal to the image outside the hole
     height, width = hole.shape
     ys, xs = np.nonzero(hole)
     count = len(ys)
