@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from esm_core.losses.distribution import SlicedWassersteinLoss, argsort_rows, local_rms, quantiles
+import torch.nn.functional as F
+
+from esm_core.losses.distribution import SlicedWassersteinLoss, argsort_rows, channel_rows, local_rms, quantiles
 
 
 def test_argsort_rows_equals_a_stable_argsort_with_negatives_and_ties() -> None:
@@ -19,6 +21,57 @@ def test_argsort_rows_equals_a_stable_argsort_with_negatives_and_ties() -> None:
     # order of equal keys (ties) with a stable argsort's
     assert np.array_equal(np.take_along_axis(values, ranks, 1), np.sort(values, axis=1))
     assert np.array_equal(ranks[1:], np.argsort(values[1:], axis=1, kind="stable"))
+
+
+@pytest.fixture
+def torch_threads():
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)
+
+
+def test_argsort_rows_gives_the_same_ranks_on_one_thread_and_on_several(torch_threads) -> None:
+    values = torch.from_numpy(np.random.default_rng(1).standard_normal((7, 3001)).astype(np.float32))
+    torch_threads(1)
+    alone = argsort_rows(values)
+    torch_threads(3)  # 7 rows in 3 uneven parts
+    assert torch.equal(argsort_rows(values), alone)
+    assert torch.equal(alone, torch.argsort(values, dim=1, stable=True))
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize(("height", "width", "cells"), [(37, 41, 16), (33, 20, 8), (9, 9, 16), (7, 12, 3), (5, 5, 1)])
+def test_local_rms_and_its_gradient_equal_the_plain_formula(channels_last: bool, height: int, width: int,
+                                                            cells: int) -> None:
+    """local_rms pools in two stages with its own backward pass: same values and gradient as
+    avg_pool2d(x²) over the (clamped) window at half-window strides, through autograd."""
+    x = torch.randn(1, 3, height, width, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    window = max(1, min(cells, height, width))
+    weights = None
+    for fast in (True, False):
+        image = x.clone().requires_grad_(True)
+        rms = local_rms(image, cells) if fast else F.avg_pool2d(
+            image.pow(2), window, stride=max(1, window // 2)).clamp_min(1e-12).sqrt()
+        if weights is None:
+            weights = torch.rand(rms.shape, dtype=rms.dtype, generator=torch.Generator().manual_seed(3))
+            values = rms.detach()
+        else:
+            assert torch.allclose(rms, values)
+        (rms * weights).sum().backward()
+        if fast:
+            gradient = image.grad
+        else:
+            assert torch.allclose(image.grad, gradient)
+
+
+def test_channel_rows_is_a_view_of_a_channels_last_map() -> None:
+    plain = torch.randn(1, 4, 5, 6)
+    last = plain.contiguous(memory_format=torch.channels_last)
+    expected = plain[0].flatten(1)
+    assert torch.equal(channel_rows(plain), expected) and torch.equal(channel_rows(last), expected)
+    assert channel_rows(last).data_ptr() == last.data_ptr()
 
 
 def test_quantiles_resample_a_sorted_row_to_any_length() -> None:

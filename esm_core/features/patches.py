@@ -153,6 +153,6 @@ def patch_distance(
         ones = features.new_ones(rows * cols) if weight is None else weight
         cover = F.fold(ones.expand(PATCH * PATCH, -1)[None], (rows + 2, cols + 2), PATCH)[0]
         constant = squared_norms[indices].sum()
-    current = features[0]
+    current = features.squeeze(0)  # a view: [0]'s backward would zero and copy a full map
     value = (cover * current * current).sum() - 2.0 * (target * current).sum() + constant
     return value / (indices.numel() * targets.shape[1])
