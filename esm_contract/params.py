@@ -125,6 +125,8 @@ class SynthesisParams(JobParams):
     layout_phases: int = 1
     # keeps patches from matching the exemplar at one offset over large regions: no verbatim copies
     copy_penalty: float = 0.5  # near the exemplar's size; esm_core.losses.copies fades it for larger outputs
+    # after the optimisation: the finest octave's values given the exemplar's distribution (sharp grain)
+    grain: float = 1.0
 
     def validate(self) -> None:
         super().validate()
@@ -138,7 +140,7 @@ class SynthesisParams(JobParams):
 SYNTHESIS_PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
     "reference": {"phases": 4, "iterations": 10, "style_weight": 100.0, "variety": 0.1, "smoothness": 0.1,
-                  "swd_weight": 0.0, "layout_phases": 0, "copy_penalty": 0.0},
+                  "swd_weight": 0.0, "layout_phases": 0, "copy_penalty": 0.0, "grain": 0.0},
 }
 
 
@@ -198,6 +200,7 @@ class FillParams(SynthesisParams):
     swd_weight: float = 0.0  # fills do not use the distribution term (docs/fill.md)
     layout_phases: int = 0
     copy_penalty: float = 0.0  # a hole is small: its matches are kept coherent with the context
+    grain: float = 0.0  # a fill gives its hole the grain of the copy it starts from (docs/fill.md)
     context: int = 64  # px around the hole whose patches are the style (when no source image)
     output: str = "composite"  # "composite": the whole image, filled; "layer": RGBA, hole only
 
@@ -209,6 +212,7 @@ class FillParams(SynthesisParams):
         _require(self.swd_weight == 0 and self.layout_phases == 0,
                  "fill does not use the distribution term: swd weight and layout phases must be 0")
         _require(self.copy_penalty == 0, "fill does not use the copy penalty: copy penalty must be 0")
+        _require(self.grain == 0, "fill takes its grain from the copy it starts from: grain must be 0")
 
 
 VARIANT_MODES = VARIANTS["mode"].choices

@@ -132,6 +132,10 @@ TEXTURE = _group(
                                    "large regions, which would copy it verbatim, in the first phase that matches "
                                    "patches (docs/engine.md); 0 = off. The value applies near the exemplar's size "
                                    "and falls to a tenth of it at twice the exemplar's side and beyond", 0),
+    Param("grain", "float", "after the optimisation, how far the finest detail is moved to the exemplar's "
+                            "distribution of values along its principal colour axes: sharp grain where the "
+                            "optimisation left it soft, clean where it left speckle (docs/engine.md); 0 = off, "
+                            "1 = fully", 0, 1),
 )
 FILL = _group(
     Param("context", "int", "width in pixels of the band around the hole whose patches are the style", 1, MAX_SIDE),

@@ -16,3 +16,12 @@ def resize(pixels: torch.Tensor, width: int, height: int, circular: bool = False
     tiled = pixels.repeat(1, 1, 3, 3)
     big = F.interpolate(tiled, size=(3 * height, 3 * width), mode="bicubic", align_corners=False, antialias=True)
     return big[..., height:2 * height, width:2 * width]
+
+
+def finest_octave(pixels: torch.Tensor, circular: bool = False) -> torch.Tensor:
+    """The detail that halving the resolution loses: ``pixels`` minus their bicubic
+    down-and-up-sampled copy (with ``circular``, as one period of a tiling)."""
+    height, width = pixels.shape[-2:]
+    coarse = resize(resize(pixels, max(1, width // 2), max(1, height // 2), circular=circular), width, height,
+                    circular=circular)
+    return pixels - coarse

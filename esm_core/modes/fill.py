@@ -27,7 +27,7 @@ from ..features.exemplar import image_digest, to_tensor, to_uint8
 from ..features.holes import feature_cells, grow, patch_centres, patches_touching, read_mask, shrink
 from ..features.networks import layer_scale, normalise_pixels, receptive_radius
 from ..features.patches import PATCH
-from ..features.resample import resize
+from ..features.resample import finest_octave, resize
 from ..images import ImageError, check_image, split_alpha
 from ..losses.anchor import AnchorLoss, held_share
 from ..losses.objectives import PatchLoss, StyleLayer
@@ -223,11 +223,7 @@ def restore_grain(result: torch.Tensor, start: torch.Tensor, held: torch.Tensor,
     ``held`` (the anchor's weight, 0 at the seams, 1 inside the copy): the anchor holds the
     copy's features but not its pixel-level grain, which the optimisation lets fade (measured,
     docs/fill.md: the hole's fine-detail RMS 0.95 of the photo's at the start, 0.81 after)."""
-    lost = start - result
-    height, width = lost.shape[-2:]
-    coarse = resize(resize(lost, max(1, width // 2), max(1, height // 2), circular=circular), width, height,
-                    circular=circular)
-    return result + held * (lost - coarse)
+    return result + held * finest_octave(start - result, circular)
 
 
 def _compose(image: np.ndarray, hole: np.ndarray, rows: slice, cols: slice, filled: np.ndarray,

@@ -10,7 +10,7 @@ import torch
 from esm_contract.params import NetworkParams, SynthesisParams
 from esm_contract.schema import STYLE_SAMPLES
 
-from ..features.exemplar import Networks, exemplar_features, image_digest, to_uint8
+from ..features.exemplar import Networks, exemplar_features, image_digest, to_tensor, to_uint8
 from ..features.networks import layer_scale, min_image_side, normalise_pixels
 from ..features.resample import resize
 from ..images import check_image, split_alpha
@@ -22,6 +22,7 @@ from ..losses.objectives import Matcher, total_variation
 from ..optimisation.multiscale import Phase, plan_phases
 from ..optimisation.phases import run_phases
 from ..progress import CancelToken, ProgressCallback, map_previews
+from .grain import match_grain
 
 
 class Resources(Networks, Protocol):
@@ -146,7 +147,8 @@ def synthesize_texture(
 ) -> np.ndarray:
     """A new texture like ``exemplar`` (uint8 HxWxC, C = 1, 3 or 4). The result has the
     exemplar's channel count; alpha is not synthesised (the result is opaque). The first
-    ``params.layout_phases`` phases (never the last) use the distribution term alone."""
+    ``params.layout_phases`` phases (never the last) use the distribution term alone; the
+    result then gets the exemplar's grain (``grain.match_grain``, ``params.grain``)."""
     exemplar = check_image(exemplar, "exemplar")
     colour, alpha = split_alpha(exemplar)
     height, width = colour.shape[:2]
@@ -167,7 +169,8 @@ def synthesize_texture(
     pixels = run_phases(resources, plan, colour.shape[2], params.seed, make_loss, params.iterations,
                         params.tileable, without_margin(progress, margin, size[0] + 2 * margin), cancel)
     pixels = resize(pixels, size[0] + 2 * margin, size[1] + 2 * margin, circular=params.tileable)
-    result = to_uint8(pixels[..., margin:margin + size[1], margin:margin + size[0]])
+    pixels = pixels[..., margin:margin + size[1], margin:margin + size[0]]
+    result = to_uint8(match_grain(pixels, to_tensor(colour, pixels.device), params.grain, params.tileable))
     if alpha is not None:
         result = np.concatenate([result, np.full(result.shape[:2] + (1,), 255, np.uint8)], axis=2)
     return result
