@@ -12,7 +12,8 @@ in the textures folder, RGB. Cases:
   over the same pixel pairs' in the untouched crop (1 = as in the photo, above = a seam).
 
 Figures come from esm_core.evaluate (swd = multi-scale patch SWD, fine = its finest level,
-flat / copy fractions, flat2 = flat one pyramid level down; lower is better for all). ESM
+shape = its contrast-blind form, patch_swd_shape; flat / copy fractions, flat2 = flat one pyramid
+level down; lower is better for all). ESM
 seconds = the engine call alone (its networks are built before timing; the allocator set up as
 the CLI and the daemon set it, esm_core.memory); Resynthesizer
 seconds = its plug-in call alone (``resynth_seconds``). Resynthesizer is not seedable: it
@@ -108,8 +109,8 @@ def figures(case: str, crop: np.ndarray, output: np.ndarray, hole: np.ndarray) -
     if case == "fill":
         return {"hole_swd": patch_swd(output, crop, mask_a=hole), "border": border_ratio(output, crop, hole)}
     report = evaluate(crop, output, tile=case == "tile256")
-    result = {"swd": report["patch_swd"], "fine": report["patch_swd_levels"][0], "flat": report["flat"],
-              "flat2": report["flat_coarse"], "copy": report["copy"]}
+    result = {"swd": report["patch_swd"], "fine": report["patch_swd_levels"][0], "shape": report["patch_swd_shape"],
+              "flat": report["flat"], "flat2": report["flat_coarse"], "copy": report["copy"]}
     if case == "tile256":
         result["seam"] = report["seam_score"]
     return result
@@ -178,11 +179,11 @@ def run(args: argparse.Namespace) -> tuple[list[Row], str]:
 def columns(case: str) -> list[str]:
     if case == "fill":
         return ["hole_swd", "border", "seconds"]
-    return ["swd", "fine", "flat", "flat2", "copy"] + (["seam"] if case == "tile256" else []) + ["seconds"]
+    return ["swd", "fine", "shape", "flat", "flat2", "copy"] + (["seam"] if case == "tile256" else []) + ["seconds"]
 
 
 def cell(value: float | None) -> str:
-    return f"{value:8.3f}" if value is not None else f"{'-':>8}"
+    return f"{value:8.4f}" if value is not None else f"{'-':>8}"  # 4 places: shape is about 0.003
 
 
 def median(values: list[float | None]) -> float | None:
@@ -214,7 +215,7 @@ def print_tables(rows: list[Row]) -> None:
             compared = [(a, b) for a, b in compared if b is not None]
             print(f"esm hole swd lower than resynth's in {sum(a < b for a, b in compared)}/{len(compared)} holes")
             continue
-        for key in ("swd", "fine"):
+        for key in ("swd", "fine", "shape"):
             textures = sorted({texture for texture, _ in pairs})
             medians = [(median([by[t, s, "esm"][key] for tt, s in pairs if tt == t]),
                         median([by[t, s, "resynth"].get(key) for tt, s in pairs if tt == t])) for t in textures]

@@ -2,7 +2,8 @@
 
 - ``patch_swd``: sliced Wasserstein distance between the multi-scale 7x7 patch
   distributions of two images (Laplacian pyramid, as in the GAN evaluation of Karras et
-  al. 2018, "Progressive growing of GANs", section 5).
+  al. 2018, "Progressive growing of GANs", section 5); ``shape_swd``: the same on the
+  patches' shapes alone (each patch at unit norm), blind to contrast.
 - ``colour_distance``: sliced Wasserstein distance between the two images' pixel colours.
 - ``seam_score``: how visible the wrap-around seam of a tiling is (1.0 = invisible).
 - ``boundary_seam_score``: how visible the border of a filled hole is (1.0 = invisible);
@@ -29,6 +30,7 @@ from .images import ImageError, check_image
 PATCH = 7
 MIN_LEVEL_SIDE = 16  # the coarsest pyramid level is at least this many pixels (Karras et al.)
 PROJECTIONS = 512
+SHAPE_FLOOR = 0.1  # shape_swd: patches are divided by their norm plus this share of the median norm
 SAMPLES = 4096  # patch centres per image and level (all of them when fewer are available)
 COLOUR_PROJECTIONS = 128
 COLOUR_SAMPLES = 65536
@@ -164,6 +166,11 @@ def sliced_wasserstein(a: np.ndarray, b: np.ndarray, projections: int, rng: np.r
     return float(np.mean(np.abs(_quantiles(pa, count) - _quantiles(pb, count)), dtype=np.float64))
 
 
+def _unit_patches(patches: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(patches, axis=1, keepdims=True)
+    return patches / (norms + SHAPE_FLOOR * np.median(norms) + 1e-8)
+
+
 def patch_swd_levels(
     a: np.ndarray,
     b: np.ndarray,
@@ -175,9 +182,11 @@ def patch_swd_levels(
     seed: int = 0,
     mask_a: np.ndarray | None = None,
     mask_b: np.ndarray | None = None,
+    shapes: bool = False,
 ) -> list[float]:
     """Per-level patch SWD, finest level first (see ``patch_swd``). A level where either
-    mask leaves no patch centre is reported as NaN."""
+    mask leaves no patch centre is reported as NaN. With ``shapes``, the band-pass levels
+    only, each patch divided by its own norm (see ``shape_swd``)."""
     ca, cb = _common_channels(_colour(a, "first image"), _colour(b, "second image"))
     mask_a = _check_mask(mask_a, ca, "first mask")
     mask_b = _check_mask(mask_b, cb, "second mask")
@@ -187,6 +196,8 @@ def patch_swd_levels(
     pyramid_a = laplacian_pyramid(ca / 255.0, levels)
     pyramid_b = laplacian_pyramid(cb / 255.0, levels)
     result: list[float] = []
+    if shapes:  # the low-pass residual's patches are its colours, not shapes
+        pyramid_a, pyramid_b = pyramid_a[:-1], pyramid_b[:-1]
     for level, (la, lb) in enumerate(zip(pyramid_a, pyramid_b)):
         # The same seed for both images: identical images sample identical patches (distance 0).
         da = _sample_patches(la, None if mask_a is None else _level_mask(mask_a, level, la.shape),
@@ -196,13 +207,19 @@ def patch_swd_levels(
         if len(da) == 0 or len(db) == 0:
             result.append(float("nan"))
             continue
-        # Per-level, per-channel normalisation as in Karras et al., but with statistics pooled
-        # over both sets: a loss of contrast (blur) must still count.
-        pooled = np.concatenate([da, db])
-        mean = pooled.mean(axis=(0, 2, 3), keepdims=True)
-        std = pooled.std(axis=(0, 2, 3), keepdims=True) + 1e-8
-        da = ((da - mean) / std).reshape(len(da), -1)
-        db = ((db - mean) / std).reshape(len(db), -1)
+        if shapes:
+            da, db = da.reshape(len(da), -1), db.reshape(len(db), -1)
+            # each patch at unit norm, softened by a floor (a share of its image's median norm,
+            # so that contrast does not count) that keeps nearly flat patches small, not noise
+            da, db = (_unit_patches(d) for d in (da, db))
+        else:
+            # Per-level, per-channel normalisation as in Karras et al., but with statistics pooled
+            # over both sets: a loss of contrast (blur) must still count.
+            pooled = np.concatenate([da, db])
+            mean = pooled.mean(axis=(0, 2, 3), keepdims=True)
+            std = pooled.std(axis=(0, 2, 3), keepdims=True) + 1e-8
+            da = ((da - mean) / std).reshape(len(da), -1)
+            db = ((db - mean) / std).reshape(len(db), -1)
         result.append(sliced_wasserstein(da, db, projections, np.random.default_rng([seed, level, 1])))
     return result
 
@@ -234,6 +251,20 @@ def patch_swd(
               if not math.isnan(v)]
     if not values:
         raise ImageError("the masks leave no patch centre at any pyramid level")
+    return float(np.mean(values))
+
+
+def shape_swd(a: np.ndarray, b: np.ndarray, *, levels: int | None = None, seed: int = 0,
+              mask_a: np.ndarray | None = None, mask_b: np.ndarray | None = None) -> float:
+    """``patch_swd`` of the patches' shapes: on the band-pass levels only, every patch divided
+    by its own norm (plus ``SHAPE_FLOOR`` times its image's median patch norm, so that flat
+    patches stay small). Contrast and the distribution of each band's values no longer
+    count, which ``patch_swd`` weighs heavily: a histogram-matched image improves
+    ``patch_swd`` a lot and this barely (docs/evaluation.md)."""
+    values = [v for v in patch_swd_levels(a, b, levels=levels, seed=seed, mask_a=mask_a, mask_b=mask_b, shapes=True)
+              if not math.isnan(v)]
+    if not values:
+        raise ImageError("no band-pass pyramid level with a patch centre to compare")
     return float(np.mean(values))
 
 
@@ -477,6 +508,7 @@ def evaluate(exemplar: np.ndarray, output: np.ndarray, tile: bool = False, seed:
         "patch_swd": float(np.mean(per_level)),
         "patch_swd_levels": per_level,
         "patch_swd_reference": patch_swd(first, second, levels=levels, seed=seed) if halves_usable else None,
+        "patch_swd_shape": shape_swd(exemplar, output, levels=levels, seed=seed) if levels > 1 else None,
         "colour_distance": colour_distance(exemplar, output, seed=seed),
         "flat": flat_fraction(exemplar, output) if smallest >= FLAT_WINDOW else None,
         "flat_coarse": coarse_flat_fraction(exemplar, output) if smallest >= 2 * FLAT_WINDOW else None,
