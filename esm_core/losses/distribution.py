@@ -70,6 +70,12 @@ def quantiles(sorted_rows: torch.Tensor, count: int) -> torch.Tensor:
     return sorted_rows[:, index]
 
 
+def by_rank(values: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """(K, N): each value of ``values`` replaced by the value of the same rank in its row of
+    ``targets`` (K, N, sorted; ``quantiles`` resamples other counts)."""
+    return torch.empty_like(values).scatter_(1, argsort_rows(values).to(values.device), targets)
+
+
 def local_rms(features: torch.Tensor, cells: int) -> torch.Tensor:
     """(1, C, H, W) -> (1, C, h, w): each channel's root mean square over ``cells`` x ``cells``
     windows (fewer where the map is smaller) at half-window strides."""
@@ -157,7 +163,6 @@ class SlicedWassersteinLoss:
         for view, ((name, cells), weight, directions) in enumerate(zip(self.views, self.view_weights, self.directions)):
             projected = directions.T @ self._view(features[name], cells)
             with torch.no_grad():
-                targets = self._quantiles(view, projected.shape[1])
-                by_rank = torch.empty_like(projected).scatter_(1, argsort_rows(projected).to(projected.device), targets)
-            total = total + weight * F.mse_loss(projected, by_rank)  # one fused backward pass
+                matched = by_rank(projected, self._quantiles(view, projected.shape[1]))
+            total = total + weight * F.mse_loss(projected, matched)  # one fused backward pass
         return total * self.weight

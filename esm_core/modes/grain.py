@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from ..features.resample import finest_octave
-from ..losses.distribution import argsort_rows, quantiles
+from ..losses.distribution import by_rank, quantiles
 
 
 def match_grain(pixels: torch.Tensor, exemplar: torch.Tensor, strength: float, circular: bool) -> torch.Tensor:
@@ -28,6 +28,5 @@ def match_grain(pixels: torch.Tensor, exemplar: torch.Tensor, strength: float, c
     axes = torch.linalg.eigh(torch.cov(colours)).eigenvectors if colours.shape[0] > 1 else colours.new_ones(1, 1)
     octave = axes.T @ finest_octave(pixels, circular)[0].flatten(1)  # (axes, positions)
     targets = torch.sort(axes.T @ finest_octave(exemplar)[0].flatten(1), dim=1).values
-    ranks = argsort_rows(octave).to(octave.device)
-    matched = torch.empty_like(octave).scatter_(1, ranks, quantiles(targets, octave.shape[1]))
+    matched = by_rank(octave, quantiles(targets, octave.shape[1]))
     return pixels + strength * (axes @ (matched - octave)).view_as(pixels)
