@@ -7,6 +7,7 @@ import dataclasses
 import importlib.util
 import re
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -64,11 +65,13 @@ def same(cell: str, value: object) -> bool:
     return cell == shown(value)
 
 
-def check_table(doc: str, header: str, defaults: object, names: dict[str, str], skip: tuple[str, ...] = ()) -> int:
+def check_table(doc: str, header: str, defaults: object, names: dict[str, str], skip: tuple[str, ...] = (),
+                rows: Callable[[list[str]], bool] = lambda row: True) -> int:
     """Compares each row naming parameters (first cell; ``names`` maps a spelling to a field)
-    with ``defaults``; several names in one row take the default cell's comma-separated parts."""
+    with ``defaults``; several names in one row take the default cell's comma-separated parts.
+    ``rows`` picks the rows that describe ``defaults``' mode."""
     checked = 0
-    for row in table_rows(doc, header):
+    for row in filter(rows, table_rows(doc, header)):
         spelled = re.findall(r"`(-?-?[a-z][a-z-]*)", row[0]) or [row[0].split(",")[0].strip("* ")]
         fields = [names.get(name, name.lstrip("-").replace("-", "_")) for name in spelled]
         fields = [field for field in dict.fromkeys(fields)
@@ -93,8 +96,12 @@ def test_hand_written_tables_give_the_schemas_defaults() -> None:
                        skip=("phases", "iterations", "style_weight", "variety", "smoothness", "layers",
                              "matching")) >= 3
     # GIMP: width/height, phases/iterations and context 0 are the plug-in's "automatic"
+    # GIMP's second column names the procedures a row is for: texture, fill or both
     assert check_table("gimp.md", "| argument |", P.SynthesisParams(), {},
-                       skip=("width", "height", "phases", "iterations", "context")) >= 4
+                       skip=("width", "height", "phases", "iterations", "context"),
+                       rows=lambda row: row[1] != "fill") >= 4
+    assert check_table("gimp.md", "| argument |", P.FillParams(), {}, skip=("phases", "iterations", "context"),
+                       rows=lambda row: row[1] != "texture") >= 4
     assert check_table("krita.md", "| setting |", P.SynthesisParams(),
                        {"Seed": "seed", "Variety": "variety", "Style weight": "style_weight"}) >= 3
 

@@ -24,7 +24,7 @@ from gi.repository import Gegl, Gimp, GimpUi, GLib, GObject  # noqa: E402
 import esm_gimp_daemon as daemon  # noqa: E402  (the plug-in's folder is sys.path[0]; puts vendor/ on sys.path)
 import esm_gimp_pixels as pixels  # noqa: E402
 from esm_client.plugin import DEFAULT_PRESET, PluginError, fill_margin, preset_fields, ui_range  # noqa: E402
-from esm_contract.params import MAX_SIDE, PRESETS, SynthesisParams  # noqa: E402  (stdlib only)
+from esm_contract.params import MAX_SIDE, PRESETS, FillParams, SynthesisParams  # noqa: E402  (stdlib only)
 from esm_contract import schema  # noqa: E402
 
 TEXTURE = "esm-texture-from-selection"
@@ -34,7 +34,7 @@ G_MAXINT = 2**31 - 1
 
 
 def _add_arguments(procedure, name):
-    defaults = SynthesisParams()
+    defaults = FillParams() if name == FILL else SynthesisParams()  # each mode's measured defaults
     if name == TEXTURE:
         procedure.add_int_argument("width", "_Width", "Width of the new texture in pixels (0: the image's width)",
                                    0, MAX_SIDE, 0, RW)
