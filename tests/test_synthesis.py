@@ -7,6 +7,9 @@ import numpy as np
 import pytest
 
 from esm_core import CancelToken, Cancelled, Engine, ParamError, SizeError, SynthesisParams, load_image
+from esm_core.losses.copies import strength_for_size
+from esm_core.losses.objectives import PatchLoss
+from esm_core.modes.synthesis import min_side_for, texture_terms
 from esm_core.optimisation.multiscale import plan_phases
 
 DATA = Path(__file__).resolve().parents[1] / "esm_core" / "data"
@@ -143,3 +146,20 @@ def test_tileable_output_of_a_size_off_the_stride_grid_still_tiles() -> None:
     assert tiled.shape == (52, 60, 1)
     assert seam_score(tiled) < 1.5
     assert seam_score(plain) > seam_score(tiled) + 0.5
+
+
+def test_the_copy_penalty_acts_in_every_structure_phase_but_the_last(engine: Engine) -> None:
+    """The layout phase has no patch loss; the structure phases before the last spread copies
+    (at the size-faded strength); the last phase, which sharpens, runs without the penalty."""
+    exemplar = load_image(DATA / "grass.png")
+    params = SynthesisParams(width=384, height=384, phases=4)
+    plan = plan_phases((384, 384), (256, 256), params.phases, min_side_for(params))
+    assert len(plan) == 4
+    penalties = []
+    for phase in plan:
+        terms = texture_terms(engine, exemplar, phase, params, params.layout_phases, {}, plan[-1].index)
+        patch_terms = [term for term in terms if isinstance(term, PatchLoss)]
+        penalties.append(patch_terms[0].copy_penalty if patch_terms else None)
+    faded = strength_for_size(params.copy_penalty, 384 * 384, 256 * 256)
+    assert penalties == [None, pytest.approx(faded), pytest.approx(faded), 0.0]
+    assert 0 < faded < params.copy_penalty

@@ -20,18 +20,21 @@ import torch
 
 from ..features.patches import extract_patches, match_exact, normalise_rows, with_backoff
 
-# An offset is free up to this fraction of the style grid (or of the image's, if larger): half
+# An offset is free up to this fraction of the style grid (or of the image's, if larger): 40 % of
 # the square that `esm eval`'s copy measure counts (a quarter of the exemplar's side, 1/16 of
-# its area). Its penalty grows linearly to the full strength at twice that.
-COPY_FRACTION = 0.03
+# its area). Its penalty grows linearly to the full strength at twice that. Measured
+# (docs/quality.md, sixth round): with variety 0.5, 0.03 let the fence photo come back 0.12-0.13
+# copied at the exemplar's own size, 0.02 left the roughcast flat (0.20); 0.025 neither.
+COPY_FRACTION = 0.025
 MIN_FREE = 4  # positions an offset may always hold (tiny coarse grids)
 PROPAGATION_ROUNDS = 3  # passes in which rematched patches may take over a neighbour's offset
 COHERENCE = 0.5  # bonus, times the strength, for each neighbour sharing a candidate's offset
 # The strength applies in full up to FULL_AREA times the exemplar's area and falls geometrically
 # to a tenth of it at TENTH_AREA times (twice the exemplar's side), staying there beyond.
 # Measured (docs/quality.md): near the exemplar's size the patch loss rebuilds the exemplar
-# unless the penalty is strong (0.05 left copies on 4 of 19 photos, 0.5 on none); at twice its
-# side a strong penalty breaks regions that are not copies (patch SWD 0.089 -> 0.096).
+# unless the penalty is strong (at variety 0.1: 0.05 left copies on 4 of 19 photos, 0.5 on none;
+# the default variety 0.5 drifts to copies harder, and 5 holds it); at twice its side a strong
+# penalty breaks regions that are not copies (patch SWD 0.089 -> 0.096).
 FULL_AREA = 1.3  # covers the 8 px margin around a non-tileable texture of the exemplar's size
 TENTH_AREA = 4.0
 

@@ -87,16 +87,16 @@ def texture_terms(
 ) -> list[LossTerm]:
     """A texture phase's loss terms: in the first ``layout_phases`` the distribution term
     alone, on the structure layers too; then the structure loss plus the distribution term,
-    if any. The copy penalty acts in the first structure phase, where the layout settles on
-    the exemplar's patches (docs/quality.md: in every phase it cost detail at 512x512), with a
-    strength that falls as the output grows past the exemplar's size (``strength_for_size``),
-    and only when a later phase follows: the spread matches leave the image soft, and the
-    next phase restores its detail (in the last phase, 0.5 left 40x32 drafts flat)."""
+    if any. The copy penalty acts in every structure phase but the last, with a strength that
+    falls as the output grows past the exemplar's size (``strength_for_size``): with the
+    default variety the matches drift back onto copies in every phase the penalty leaves out
+    (docs/quality.md, sixth round), and the spread matches leave the image soft, which the
+    last phase, free of it, sharpens again (in the last phase, 0.5 left 40x32 drafts flat)."""
     if phase.index < layout_phases:
         layers = tuple(dict.fromkeys(params.swd_layers + params.layers))
         return [distribution_objective(resources, exemplar, phase, params, layers)]
     copy_penalty = 0.0
-    if phase.index == layout_phases and phase.index < last_phase:
+    if layout_phases <= phase.index < last_phase:
         copy_penalty = strength_for_size(params.copy_penalty, phase.size[0] * phase.size[1],
                                          phase.style_size[0] * phase.style_size[1])
     terms: list[LossTerm] = [

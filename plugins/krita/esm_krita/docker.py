@@ -85,7 +85,8 @@ class EsmDocker(DockWidget):
         self.preset_box.setCurrentIndex(max(self.preset_box.findData(options.preset), 0))
         form.addRow("Quality", self.preset_box)
         self.variety_box = _double(*ui_range(TEXTURE["variety"]), 0.05, 2, options.variety)
-        self.variety_box.setToolTip("Higher: uses more different parts of the exemplar")
+        self.variety_box.setToolTip("Higher: uses more different parts of the exemplar (textures; fills keep "
+                                     "the fill mode's own)")
         form.addRow("Variety", self.variety_box)
         self.style_weight_box = _double(*ui_range(STYLE["style_weight"]), 10.0, 1, options.style_weight)
         form.addRow("Style weight", self.style_weight_box)

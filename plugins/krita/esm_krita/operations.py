@@ -43,8 +43,12 @@ class Options:
     style_weight: float = _TEXTURE.style_weight
 
     def synthesis_fields(self) -> dict[str, Any]:
-        return {"seed": self.seed, **preset_fields(self.preset),
-                "style_weight": float(self.style_weight), "variety": float(self.variety)}
+        """What fills and textures share. Variety is the texture's alone: fills keep the fill
+        mode's own, measured default (esm_contract.params.FillParams; docs/krita.md)."""
+        return {"seed": self.seed, **preset_fields(self.preset), "style_weight": float(self.style_weight)}
+
+    def texture_fields(self) -> dict[str, Any]:
+        return {**self.synthesis_fields(), "variety": float(self.variety)}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,7 +93,7 @@ def _wire_image(bgra: bytes, region: Region) -> RawImage:
 def prepare_texture(doc: Any, node: Any, options: Options) -> Request:
     source = document.selection_region(doc) or document.layer_region(doc, node)
     exemplar = _wire_image(document.read_bgra(node, source), source)
-    params = {"width": options.width, "height": options.height, "tileable": True, **options.synthesis_fields()}
+    params = {"width": options.width, "height": options.height, "tileable": True, **options.texture_fields()}
     images = {"exemplar": exemplar}
     tiles = (options.tiles_x, options.tiles_y)
     if min(tiles) < 1:
