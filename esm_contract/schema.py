@@ -130,8 +130,9 @@ TEXTURE = _group(
                                   "layout instead of rebuilding the exemplar's; the last phase never does", 0, 8),
     Param("copy_penalty", "float", "how strongly patches are kept from matching the exemplar at one offset over "
                                    "large regions, which would copy it verbatim, in every phase that matches "
-                                   "patches but the last (docs/engine.md); 0 = off. The value applies near the exemplar's size "
-                                   "and falls to a tenth of it at twice the exemplar's side and beyond", 0),
+                                   "patches but the last (docs/engine.md); 0 = off. The value applies near the "
+                                   "exemplar's size and falls to a tenth of it at twice the exemplar's side and "
+                                   "beyond", 0),
     Param("grain", "float", "after the optimisation, how far the finest detail is moved to the exemplar's "
                             "distribution of values along its principal colour axes: sharp grain where the "
                             "optimisation left it soft, clean where it left speckle (docs/engine.md); 0 = off, "
