@@ -160,7 +160,7 @@ def run(args: argparse.Namespace) -> tuple[list[Row], str]:
                 else:
                     size = 512 if case == "texture512" else 256
                     params = SynthesisParams(width=size, height=size, seed=seed, tileable=case == "tile256")
-                prepare_for_job(params.width * params.height if case in ("texture512", "tile256") else side * side)
+                prepare_for_job((params.width or side) * (params.height or side))  # None: the crop's size
                 started = time.perf_counter()
                 output = (engine.fill(crop, mask, params) if case == "fill"
                           else engine.synthesize(crop, params))
