@@ -23,6 +23,7 @@ a shared machine.
 
     .venv/bin/python bench/bench_quality.py                         # all textures, cases, seeds 1 2
     .venv/bin/python bench/bench_quality.py --only skimage_brick.png --cases own fill --seeds 1 --no-peer
+    .venv/bin/python bench/bench_quality.py --cases texture512 --params '{"layout_phases": 0}'  # a candidate
     .venv/bin/python bench/bench_quality.py --table out/quality/results.json
 """
 from __future__ import annotations
@@ -126,6 +127,7 @@ def machine(device: str) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> tuple[list[Row], str]:
+    from esm_contract.params import from_dict
     from esm_core import Engine, FillParams, SynthesisParams, save_image
     from esm_core.memory import prepare_for_job, tune_allocator
 
@@ -154,12 +156,13 @@ def run(args: argparse.Namespace) -> tuple[list[Row], str]:
             peer_figures = figures(case, crop, peer[0], hole) if peer[0] is not None else {}
             for seed in args.seeds:
                 if case == "fill":
-                    params: Any = FillParams(seed=seed)
+                    params: Any = from_dict(FillParams, args.params, FillParams(seed=seed))
                 elif case == "own":
-                    params = SynthesisParams(seed=seed)
+                    params = from_dict(SynthesisParams, args.params, SynthesisParams(seed=seed))
                 else:
                     size = 512 if case == "texture512" else 256
-                    params = SynthesisParams(width=size, height=size, seed=seed, tileable=case == "tile256")
+                    params = from_dict(SynthesisParams, args.params, SynthesisParams(
+                        width=size, height=size, seed=seed, tileable=case == "tile256"))
                 prepare_for_job((params.width or side) * (params.height or side))  # None: the crop's size
                 started = time.perf_counter()
                 output = (engine.fill(crop, mask, params) if case == "fill"
@@ -257,6 +260,8 @@ def main() -> None:
     parser.add_argument("--peer-cache", type=Path, help="Resynthesizer outputs (default OUT/peer)")
     parser.add_argument("--no-peer", action="store_true", help="ESM columns only")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--params", type=json.loads, default={}, metavar="JSON",
+                        help="parameters over each case's defaults, as the daemon takes them: a candidate setting")
     parser.add_argument("--sheet", type=Path, help="contact sheet (default OUT/sheet.png)")
     parser.add_argument("--sheet-case", choices=CASES, default="texture512", help="case of --sheet (when it runs)")
     parser.add_argument("--sheet-height", type=int, default=192)
@@ -267,7 +272,7 @@ def main() -> None:
         return
     args.peer_cache = args.peer_cache or args.out / "peer"
     rows, device = run(args)
-    results = {"machine": machine(device), "rows": rows}
+    results = {"machine": machine(device), "params": args.params, "rows": rows}
     (args.out / "results.json").write_text(json.dumps(results, indent=1))
     print_tables(rows)
     for case in args.cases:
