@@ -84,7 +84,7 @@ def add_synthesis_options(parser: argparse.ArgumentParser, d: P.SynthesisParams 
     add_engine_options(parser, fixed=fixed)
 
 
-_DISTRIBUTION = ("swd_weight", "swd_layers", "layout_phases", "copy_penalty", "grain")  # texture commands only
+_DISTRIBUTION = ("swd_weight", "swd_layers", "layout_phases", "layout_below_scale", "copy_penalty", "grain")  # texture commands only
 
 
 def add_output_options(group: argparse._ActionsContainer, d: P.JobParams, size: bool = True,

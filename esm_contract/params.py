@@ -123,6 +123,9 @@ class SynthesisParams(JobParams):
     # the first phases match feature distributions only (swd_layers and layers): a new layout;
     # the last phase that runs always has the structure loss, whatever this says
     layout_phases: int = 1
+    # ... for outputs smaller than this many times the exemplar's side only: from twice its side the
+    # structure loss, kept from copying by the copy penalty, invents the better layout (docs/quality.md)
+    layout_below_scale: float = 2.0
     # keeps patches from matching the exemplar at one offset over large regions: no verbatim copies
     copy_penalty: float = 5.0  # near the exemplar's size; esm_core.losses.copies fades it for larger outputs
     # after the optimisation: the finest octave's values given the exemplar's distribution (sharp grain)

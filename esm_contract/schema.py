@@ -128,11 +128,15 @@ TEXTURE = _group(
     Param("swd_layers", "layers", "layers of the sliced Wasserstein term"),
     Param("layout_phases", "int", "first phases that match feature distributions only, which invents a new "
                                   "layout instead of rebuilding the exemplar's; the last phase never does", 0, 8),
+    Param("layout_below_scale", "float", "layout phases run only for outputs whose area is under this value "
+                                         "squared times the exemplar's (2: under twice its side); larger "
+                                         "outputs start with the structure loss, which keeps more of the exemplar's "
+                                         "shapes, and the copy penalty keeps them from copying", 0, ui_high=16.0),
     Param("copy_penalty", "float", "how strongly patches are kept from matching the exemplar at one offset over "
                                    "large regions, which would copy it verbatim, in every phase that matches "
                                    "patches but the last (docs/engine.md); 0 = off. The value applies near the "
-                                   "exemplar's size and falls to a tenth of it at twice the exemplar's side and "
-                                   "beyond", 0),
+                                   "exemplar's size and falls to two fifths of it at twice the exemplar's side "
+                                   "and beyond", 0),
     Param("grain", "float", "after the optimisation, how far the finest detail is moved to the exemplar's "
                             "distribution of values along its principal colour axes: sharp grain where the "
                             "optimisation left it soft, clean where it left speckle (docs/engine.md); 0 = off, "

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 import torch
 
 from esm_core.features.patches import extract_patches, normalise_rows
-from esm_core.losses.copies import (FULL_AREA, TENTH_AREA, OffsetTable, offset_penalties, spread_copies,
-                                    strength_for_size)
+from esm_core.losses.copies import (FADED_AREA, FADED_SHARE, FULL_AREA, OffsetTable, offset_penalties,
+                                    spread_copies, strength_for_size)
 
 
 def test_two_pairs_have_the_same_key_exactly_when_they_have_the_same_offset() -> None:
@@ -29,13 +30,14 @@ def test_an_offset_is_free_up_to_its_share_and_penalised_beyond() -> None:
     assert int((penalties > 0).sum()) == 1
 
 
-def test_the_strength_is_full_near_the_exemplars_size_and_a_tenth_from_twice_its_side() -> None:
+def test_the_strength_is_full_near_the_exemplars_size_and_faded_from_twice_its_side() -> None:
     exemplar = 256 * 256
     assert strength_for_size(0.5, exemplar, exemplar) == 0.5
     assert strength_for_size(0.5, 272 * 272, exemplar) == 0.5  # own size with the 8 px margin
-    assert abs(strength_for_size(0.5, int(TENTH_AREA * exemplar), exemplar) - 0.05) < 1e-9
-    assert abs(strength_for_size(0.5, 16 * exemplar, exemplar) - 0.05) < 1e-9
-    sizes = [int(exemplar * (FULL_AREA + step * (TENTH_AREA - FULL_AREA) / 10)) for step in range(11)]
+    assert strength_for_size(0.5, int(FADED_AREA * exemplar), exemplar) == pytest.approx(0.5 * FADED_SHARE)
+    assert strength_for_size(0.5, 16 * exemplar, exemplar) == pytest.approx(0.5 * FADED_SHARE)
+    assert 0 < FADED_SHARE < 1
+    sizes = [int(exemplar * (FULL_AREA + step * (FADED_AREA - FULL_AREA) / 10)) for step in range(11)]
     strengths = [strength_for_size(0.5, size, exemplar) for size in sizes]
     assert all(a > b for a, b in zip(strengths, strengths[1:]))  # falls all the way between
 

@@ -9,7 +9,7 @@ import pytest
 from esm_core import CancelToken, Cancelled, Engine, ParamError, SizeError, SynthesisParams, load_image
 from esm_core.losses.copies import strength_for_size
 from esm_core.losses.objectives import PatchLoss
-from esm_core.modes.synthesis import min_side_for, texture_terms
+from esm_core.modes.synthesis import layout_phase_count, min_side_for, texture_terms
 from esm_core.optimisation.multiscale import plan_phases
 
 DATA = Path(__file__).resolve().parents[1] / "esm_core" / "data"
@@ -163,3 +163,24 @@ def test_the_copy_penalty_acts_in_every_structure_phase_but_the_last(engine: Eng
     faded = strength_for_size(params.copy_penalty, 384 * 384, 256 * 256)
     assert penalties == [None, pytest.approx(faded), pytest.approx(faded), 0.0]
     assert 0 < faded < params.copy_penalty
+
+
+def test_outputs_from_twice_the_exemplars_side_start_with_the_structure_loss(engine: Engine) -> None:
+    """Below ``layout_below_scale`` times the exemplar's size the first phase matches
+    distributions only; from it on, every phase matches patches under the copy penalty."""
+    exemplar = load_image(DATA / "grass.png")
+
+    def first_phase_penalty(side: int, params: SynthesisParams) -> float | None:
+        plan = plan_phases((side, side), (256, 256), params.phases, min_side_for(params))
+        layout = layout_phase_count(params, (side, side), (256, 256), len(plan))
+        terms = texture_terms(engine, exemplar, plan[0], params, layout, {}, plan[-1].index)
+        patch_terms = [term for term in terms if isinstance(term, PatchLoss)]
+        return patch_terms[0].copy_penalty if patch_terms else None
+
+    params = SynthesisParams(phases=4)
+    assert first_phase_penalty(511, params) is None
+    assert first_phase_penalty(512, params) == pytest.approx(strength_for_size(params.copy_penalty, 512 * 512,
+                                                                               256 * 256))
+    assert first_phase_penalty(512, SynthesisParams(phases=4, layout_below_scale=2.5)) is None
+    assert first_phase_penalty(256, SynthesisParams(phases=4, layout_below_scale=0)) == params.copy_penalty
+    assert layout_phase_count(SynthesisParams(layout_phases=3), (300, 300), (256, 256), 2) == 1  # never the last

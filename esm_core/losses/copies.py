@@ -30,23 +30,26 @@ MIN_FREE = 4  # positions an offset may always hold (tiny coarse grids)
 PROPAGATION_ROUNDS = 3  # passes in which rematched patches may take over a neighbour's offset
 COHERENCE = 0.5  # bonus, times the strength, for each neighbour sharing a candidate's offset
 # The strength applies in full up to FULL_AREA times the exemplar's area and falls geometrically
-# to a tenth of it at TENTH_AREA times (twice the exemplar's side), staying there beyond.
+# to FADED_SHARE of it at FADED_AREA times (twice the exemplar's side), staying there beyond.
 # Measured (docs/quality.md): near the exemplar's size the patch loss rebuilds the exemplar
 # unless the penalty is strong (at variety 0.1: 0.05 left copies on 4 of 19 photos, 0.5 on none;
-# the default variety 0.5 drifts to copies harder, and 5 holds it); at twice its side a strong
-# penalty breaks regions that are not copies (patch SWD 0.089 -> 0.096).
+# the default variety 0.5 drifts to copies harder, and 5 holds it). At twice its side, where the
+# structure loss runs from the first phase (seventh round), 2 kept copies to 0.67 at most and
+# gave the lowest patch SWD (0.073; 5: 0.076 with longer copies; 0.5 under the old layout phase).
 FULL_AREA = 1.3  # covers the 8 px margin around a non-tileable texture of the exemplar's size
-TENTH_AREA = 4.0
+FADED_AREA = 4.0
+FADED_SHARE = 0.4
 
 
 def strength_for_size(strength: float, output_area: int, exemplar_area: int) -> float:
     """The penalty strength for an output of ``output_area`` pixels from an exemplar of
-    ``exemplar_area``: ``strength`` near the exemplar's size, a tenth of it from twice its side."""
+    ``exemplar_area``: ``strength`` near the exemplar's size, ``FADED_SHARE`` of it from twice
+    its side."""
     ratio = output_area / exemplar_area
     if ratio <= FULL_AREA:
         return strength
-    fade = min(1.0, math.log(ratio / FULL_AREA) / math.log(TENTH_AREA / FULL_AREA))
-    return strength * 0.1 ** fade
+    fade = min(1.0, math.log(ratio / FULL_AREA) / math.log(FADED_AREA / FULL_AREA))
+    return strength * FADED_SHARE ** fade
 
 
 @dataclass(frozen=True)

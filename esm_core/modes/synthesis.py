@@ -81,6 +81,18 @@ def distribution_objective(
     return SlicedWassersteinLoss(targets, params.swd_weight, torch.Generator().manual_seed(seed), local, LOCAL_WEIGHT)
 
 
+def layout_phase_count(params: SynthesisParams, size: tuple[int, int], exemplar_size: tuple[int, int],
+                       phase_count: int) -> int:
+    """How many first phases match distributions only: ``params.layout_phases``, never the last
+    phase, and none for outputs of ``params.layout_below_scale`` times the exemplar's size or
+    more (by area). Measured (docs/quality.md, seventh round): at twice the exemplar's side the
+    distribution-only layout leaves soft blotches and merged shapes that the structure phases
+    keep; near its size the structure loss alone would rebuild the exemplar."""
+    if size[0] * size[1] >= params.layout_below_scale ** 2 * exemplar_size[0] * exemplar_size[1]:
+        return 0
+    return min(params.layout_phases, phase_count - 1)
+
+
 def texture_terms(
     resources: Resources, exemplar: np.ndarray, phase: Phase, params: SynthesisParams, layout_phases: int,
     match_states: dict[str, SearchState], last_phase: int,
@@ -147,7 +159,7 @@ def synthesize_texture(
 ) -> np.ndarray:
     """A new texture like ``exemplar`` (uint8 HxWxC, C = 1, 3 or 4). The result has the
     exemplar's channel count; alpha is not synthesised (the result is opaque). The first
-    ``params.layout_phases`` phases (never the last) use the distribution term alone; the
+    phases given by ``layout_phase_count`` use the distribution term alone; the
     result then gets the exemplar's grain (``grain.match_grain``, ``params.grain``)."""
     exemplar = check_image(exemplar, "exemplar")
     colour, alpha = split_alpha(exemplar)
@@ -158,7 +170,7 @@ def synthesize_texture(
     plan_phases(size, (width, height), params.phases, min_side_for(params), align)  # refuses too small sizes
     plan = plan_phases((size[0] + 2 * margin, size[1] + 2 * margin), (width, height), params.phases,
                        min_side_for(params), align)
-    layout_phases = min(params.layout_phases, len(plan) - 1)
+    layout_phases = layout_phase_count(params, size, (width, height), len(plan))
     match_states: dict[str, SearchState] = {}
 
     def make_loss(phase: Phase) -> Callable[[torch.Tensor], torch.Tensor]:
