@@ -113,7 +113,7 @@ class SynthesisParams(JobParams):
     the blog's Neural Patches settings plus a sliced Wasserstein term on the fine layers and
     one layout phase; ``SYNTHESIS_PRESETS["reference"]`` turns those off (the blog's pipeline)."""
 
-    variety: float = 0.5
+    variety: float = 1.0
     layers: tuple[str, ...] = ("3_1", "4_1")
     loss: str = "patches"
     matching: str = "fast"  # within 5 % of exact's scores, 5x faster at 512x512 (docs/performance.md)
@@ -199,7 +199,7 @@ class FillParams(SynthesisParams):
 
     # exact: fast searches every patch of the canvas however small the hole, and was not measured on fills
     matching: str = "exact"
-    variety: float = 0.1  # measured on fills; the texture default (0.5) was not
+    variety: float = 0.1  # measured on fills; the texture default (1.0) was not
     smoothness: float = 0.1  # fills keep the reference's smoothness: it hides the hole's border
     swd_weight: float = 0.0  # fills do not use the distribution term (docs/fill.md)
     layout_phases: int = 0

@@ -9,7 +9,8 @@ stopped acting in a run's last phase (this case has two phases), and once more w
 Wasserstein term got its faster arithmetic (fused mean squared error, the local RMS pooled in two
 stages: the same loss, rounded differently), and when textures got the exemplar's grain after
 the optimisation (grain 1.0), and when the defaults became variety 0.5 with the copy penalty
-(5, free share 2.5 %) in every phase but the last. These hashes may change only in a commit that changes
+(5, free share 2.5 %) in every phase but the last, and when the texture default became variety
+1.0. These hashes may change only in a commit that changes
 pixels on purpose and says so; re-record them with the same command.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ import importlib.util
 from pathlib import Path
 
 GOLDEN = {
-    "texture": "a237bdd03f03ecc862ee10a0a6abddf1f689f861da80b2d1dc712389ef481795",
+    "texture": "722e2b851e185468c9c1be36963c0935026d784e9eae27a4391dceee00439c42",
     "fill": "6c255ae6910204e8c85a05e168b4b391fa1dea82ff967c875ae1cc767324571a",
     "variants": "e12f50b45d88ac624d3fddff838dadfc3526160fe61dd492fdf43a9593dcb4e1",
 }

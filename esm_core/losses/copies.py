@@ -33,7 +33,7 @@ COHERENCE = 0.5  # bonus, times the strength, for each neighbour sharing a candi
 # to FADED_SHARE of it at FADED_AREA times (twice the exemplar's side), staying there beyond.
 # Measured (docs/quality.md): near the exemplar's size the patch loss rebuilds the exemplar
 # unless the penalty is strong (at variety 0.1: 0.05 left copies on 4 of 19 photos, 0.5 on none;
-# the default variety 0.5 drifts to copies harder, and 5 holds it). At twice its side, where the
+# variety 0.5 and 1.0 drift to copies harder, and 5 holds them). At twice its side, where the
 # structure loss runs from the first phase (seventh round), 2 kept copies to 0.67 at most and
 # gave the lowest patch SWD (0.073; 5: 0.076 with longer copies; 0.5 under the old layout phase).
 FULL_AREA = 1.3  # covers the 8 px margin around a non-tileable texture of the exemplar's size
