@@ -26,7 +26,10 @@ from esm_core.evaluate import flat_fraction, seam_score
 pytestmark = pytest.mark.krita
 
 SIDE = "64"
-TILE_SEAM_MAX = 1.5  # a tileable result: its wrap-around seam is like any other step
+# A tileable result: its wrap-around seam is like any other step. Measured on these 64 px draft
+# tiles from the 48 px crop (seeds 1-8, variety 0.5 and 1.0, grey and colour, in-process): 0.5-2.2
+# tileable, 2.6-7.2 for the same jobs not tileable, 9.4 for the crop itself.
+TILE_SEAM_MAX = 2.5
 CROP_SEAM_MIN = 3.0  # the exemplar's crop, which does not tile: the measure tells them apart
 FLAT_MAX = 0.5  # a blurred or flat tile scores about 1: the seam alone passes on an empty image
 
