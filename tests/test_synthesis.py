@@ -148,20 +148,28 @@ def test_tileable_output_of_a_size_off_the_stride_grid_still_tiles() -> None:
     assert seam_score(plain) > seam_score(tiled) + 0.5
 
 
+def copy_penalties_by_phase(engine: Engine, exemplar: np.ndarray, side: int,
+                            params: SynthesisParams) -> list[float | None]:
+    """The copy penalty of each phase's patch term for a side x side texture (None: the phase
+    has no patch term)."""
+    plan = plan_phases((side, side), exemplar.shape[1::-1], params.phases, min_side_for(params))
+    layout = layout_phase_count(params, (side, side), exemplar.shape[1::-1], len(plan))
+    penalties: list[float | None] = []
+    for phase in plan:
+        terms = texture_terms(engine, exemplar, phase, params, layout, {}, plan[-1].index)
+        patch_terms = [term for term in terms if isinstance(term, PatchLoss)]
+        penalties.append(patch_terms[0].copy_penalty if patch_terms else None)
+    return penalties
+
+
 def test_the_copy_penalty_acts_in_every_structure_phase_but_the_last(engine: Engine) -> None:
     """The layout phase has no patch loss; the structure phases before the last spread copies
     (at the size-faded strength); the last phase, which sharpens, runs without the penalty."""
     exemplar = load_image(DATA / "grass.png")
-    params = SynthesisParams(width=384, height=384, phases=4)
-    plan = plan_phases((384, 384), (256, 256), params.phases, min_side_for(params))
-    assert len(plan) == 4
-    penalties = []
-    for phase in plan:
-        terms = texture_terms(engine, exemplar, phase, params, params.layout_phases, {}, plan[-1].index)
-        patch_terms = [term for term in terms if isinstance(term, PatchLoss)]
-        penalties.append(patch_terms[0].copy_penalty if patch_terms else None)
+    params = SynthesisParams(phases=4)
     faded = strength_for_size(params.copy_penalty, 384 * 384, 256 * 256)
-    assert penalties == [None, pytest.approx(faded), pytest.approx(faded), 0.0]
+    assert copy_penalties_by_phase(engine, exemplar, 384, params) == [
+        None, pytest.approx(faded), pytest.approx(faded), 0.0]
     assert 0 < faded < params.copy_penalty
 
 
@@ -171,11 +179,7 @@ def test_outputs_from_twice_the_exemplars_side_start_with_the_structure_loss(eng
     exemplar = load_image(DATA / "grass.png")
 
     def first_phase_penalty(side: int, params: SynthesisParams) -> float | None:
-        plan = plan_phases((side, side), (256, 256), params.phases, min_side_for(params))
-        layout = layout_phase_count(params, (side, side), (256, 256), len(plan))
-        terms = texture_terms(engine, exemplar, plan[0], params, layout, {}, plan[-1].index)
-        patch_terms = [term for term in terms if isinstance(term, PatchLoss)]
-        return patch_terms[0].copy_penalty if patch_terms else None
+        return copy_penalties_by_phase(engine, exemplar, side, params)[0]
 
     params = SynthesisParams(phases=4)
     assert first_phase_penalty(511, params) is None
