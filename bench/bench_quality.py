@@ -1,8 +1,10 @@
 """Quality side by side: ESM against Resynthesizer (the GIMP plug-in, run headless by
 ../shared/peers/resynth.sh; see ../shared/peers/README.md).
 
-Exemplars: the centred 256x256 crop (smaller images: the largest centred square) of every PNG
-in the textures folder, RGB. Cases:
+Exemplars: the centred 256x256 crop (``--crop``; smaller images: the largest centred square) of
+every PNG in the textures folder, RGB. Cases (their sizes stay fixed when ``--crop`` changes, so
+``--crop 128`` makes texture512 four times and tile256 twice the exemplar's side: the size of a
+small selection in GIMP or Krita):
 
 - texture512: a 512x512 texture; tile256: a tileable 256x256 one (seam score added);
 - own: a texture at the exemplar's own size (Resynthesizer copies most of it verbatim here:
@@ -24,6 +26,7 @@ a shared machine.
     .venv/bin/python bench/bench_quality.py                         # all textures, cases, seeds 1 2
     .venv/bin/python bench/bench_quality.py --only skimage_brick.png --cases own fill --seeds 1 --no-peer
     .venv/bin/python bench/bench_quality.py --cases texture512 --params '{"layout_phases": 0}'  # a candidate
+    .venv/bin/python bench/bench_quality.py --crop 128 --cases tile256 --out out/quality-128  # small selections
     .venv/bin/python bench/bench_quality.py --table out/quality/results.json
 """
 from __future__ import annotations
@@ -47,16 +50,16 @@ ROOT = Path(__file__).resolve().parents[1]
 RESYNTH = ROOT.parent / "shared" / "peers" / "resynth.sh"
 CASES = ("texture512", "tile256", "own", "fill")
 ENGINES = ("esm", "resynth")
-CROP = 256
+CROP = 256  # the exemplar's side, --crop
 HOLE = 80
 Row = dict[str, Any]
 
 
-def centre_crop(path: Path) -> np.ndarray:
+def centre_crop(path: Path, crop: int = CROP) -> np.ndarray:
     with Image.open(path) as image:
         rgb = np.asarray(image.convert("RGB"))
     height, width = rgb.shape[:2]
-    side = min(CROP, width, height)
+    side = min(crop, width, height)
     top, left = (height - side) // 2, (width - side) // 2
     return np.ascontiguousarray(rgb[top:top + side, left:left + side])
 
@@ -140,7 +143,7 @@ def run(args: argparse.Namespace) -> tuple[list[Row], str]:
     rows: list[Row] = []
     for name in names:
         stem = Path(name).stem
-        crop = centre_crop(args.textures / name)
+        crop = centre_crop(args.textures / name, args.crop)
         side = crop.shape[0]
         hole = centre_hole(side)
         mask = hole.astype(np.uint8)[..., None] * 255
@@ -254,6 +257,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--textures", type=Path, default=TEXTURES, help="folder of exemplar PNGs")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="these files of the folder only")
+    parser.add_argument("--crop", type=int, default=CROP, metavar="SIDE",
+                        help=f"the exemplar: the centred SIDE x SIDE crop (default {CROP})")
     parser.add_argument("--cases", nargs="+", choices=CASES, default=CASES)
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--out", type=Path, default=Path("out/quality"))

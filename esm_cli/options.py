@@ -80,11 +80,12 @@ def add_synthesis_options(parser: argparse.ArgumentParser, d: P.SynthesisParams 
         names = [name for name in names if name not in _DISTRIBUTION]
     for name in names:
         param = {**S.SCHEDULE, **S.STYLE, **S.TEXTURE}[name]
-        add_param(g, param, getattr(d, name), preset=name in PRESET_FIELDS)
+        narrowed = {"choices": d.starts} if name == "start" else {}  # a texture cannot start from a fill's copy
+        add_param(g, param, getattr(d, name), preset=name in PRESET_FIELDS, **narrowed)
     add_engine_options(parser, fixed=fixed)
 
 
-_DISTRIBUTION = ("swd_weight", "swd_layers", "layout_phases", "layout_below_scale", "copy_penalty", "grain")  # texture commands only
+_DISTRIBUTION = ("swd_weight", "swd_layers", "layout_phases", "layout_below_scale", "copy_penalty", "grain", "start")  # texture commands only
 
 
 def add_output_options(group: argparse._ActionsContainer, d: P.JobParams, size: bool = True,

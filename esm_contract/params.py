@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field, fields
-from typing import Any, Mapping, TypeVar
+from typing import Any, ClassVar, Mapping, TypeVar
 
 from .errors import ParamError  # noqa: F401  (raised by this module; callers import it from here too)
 from .schema import FILL, LAYER_NAMES, MAX_SIDE, NETWORK, SCHEMAS, TEXTURE, VARIANTS  # noqa: F401  (P.MAX_SIDE)
@@ -130,12 +130,18 @@ class SynthesisParams(JobParams):
     copy_penalty: float = 5.0  # near the exemplar's size; esm_core.losses.copies fades it for larger outputs
     # after the optimisation: the finest octave's values given the exemplar's distribution (sharp grain)
     grain: float = 1.0
+    # the first phase's start: "spot", noise with the exemplar's colours and spectrum; "noise", uniform
+    # noise (the reference's), which leaves colour speckle and soft blotches (docs/quality.md, eighth round)
+    start: str = "spot"
+    starts: ClassVar[tuple[str, ...]] = ("spot", "noise")  # the starts this mode can use
 
     def validate(self) -> None:
         super().validate()
         _require(self.swd_weight == 0 or len(self.swd_layers) > 0, "a swd weight needs at least one swd layer")
         _require(self.layout_phases == 0 or self.swd_weight > 0,
                  "layout phases match feature distributions: they need a swd weight above 0")
+        _require(self.start in self.starts, f"start must be {' or '.join(self.starts)}"
+                 + (" (copy is a fill's start: a copy of the context around the hole)" if self.start == "copy" else ""))
 
 
 # Named sets of SynthesisParams values (esm synth --preset). "reference" is the Extreme Style
@@ -143,7 +149,7 @@ class SynthesisParams(JobParams):
 SYNTHESIS_PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
     "reference": {"phases": 4, "iterations": 10, "style_weight": 100.0, "variety": 0.1, "smoothness": 0.1,
-                  "swd_weight": 0.0, "layout_phases": 0, "copy_penalty": 0.0, "grain": 0.0},
+                  "swd_weight": 0.0, "layout_phases": 0, "copy_penalty": 0.0, "grain": 0.0, "start": "noise"},
 }
 
 
@@ -205,6 +211,8 @@ class FillParams(SynthesisParams):
     layout_phases: int = 0
     copy_penalty: float = 0.0  # a hole is small: its matches are kept coherent with the context
     grain: float = 0.0  # a fill gives its hole the grain of the copy it starts from (docs/fill.md)
+    start: str = "copy"  # a fill starts from a copy of the context around the hole (docs/fill.md)
+    starts: ClassVar[tuple[str, ...]] = ("copy",)
     context: int = 64  # px around the hole whose patches are the style (when no source image)
     output: str = "composite"  # "composite": the whole image, filled; "layer": RGBA, hole only
 

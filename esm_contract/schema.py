@@ -141,6 +141,10 @@ TEXTURE = _group(
                             "distribution of values along its principal colour axes: sharp grain where the "
                             "optimisation left it soft, clean where it left speckle (docs/engine.md); 0 = off, "
                             "1 = fully", 0, 1),
+    Param("start", "choice", "the first phase's start image: spot = noise with the exemplar's colours and "
+                             "spectrum (random-phase noise), noise = uniform noise (the reference's), copy = a "
+                             "copy of the context around the hole (fills only, and always)",
+          choices=("spot", "noise", "copy")),
 )
 FILL = _group(
     Param("context", "int", "width in pixels of the band around the hole whose patches are the style", 1, MAX_SIDE),

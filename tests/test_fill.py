@@ -258,6 +258,7 @@ def test_bad_masks_are_refused(engine: Engine, grass: np.ndarray, mask: np.ndarr
     ({"loss": "gram"}, "loss=patches"), ({"swd_weight": 1.0}, "distribution term"),
     ({"copy_penalty": 0.1}, "copy penalty must be 0"),
     ({"grain": 0.5}, "grain must be 0"),
+    ({"start": "spot"}, "start must be copy"),
 ])
 def test_bad_fill_params_are_refused(params: dict, message: str) -> None:
     with pytest.raises(ParamError, match=message):

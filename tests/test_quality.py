@@ -54,7 +54,8 @@ def test_the_reference_preset_is_the_blogs_pipeline(engine: Engine) -> None:
     small = SynthesisParams(width=48, height=48, phases=2, iterations=3)
     reference = engine.synthesize(exemplar, dataclasses.replace(small, **SYNTHESIS_PRESETS["reference"]))
     spelled_out = engine.synthesize(exemplar, dataclasses.replace(
-        small, variety=0.1, smoothness=0.1, swd_weight=0.0, layout_phases=0, copy_penalty=0.0, grain=0.0, phases=4,
+        small, variety=0.1, smoothness=0.1, swd_weight=0.0, layout_phases=0, copy_penalty=0.0, grain=0.0, start="noise",
+        phases=4,
         iterations=10))
     assert np.array_equal(reference, spelled_out)
     assert not np.array_equal(reference, engine.synthesize(exemplar, small))

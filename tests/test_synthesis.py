@@ -1,6 +1,7 @@
 """Texture synthesis through the Engine API: channels, determinism, progress, cancel, sizes."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -103,7 +104,8 @@ def test_too_small_exemplar_is_refused(engine: Engine) -> None:
 
 
 @pytest.mark.parametrize("bad", [dict(phases=0), dict(iterations=0), dict(style_weight=float("nan")),
-                                 dict(variety=-1.0), dict(layers=("5_1",)), dict(loss="l2"), dict(width=0)])
+                                 dict(variety=-1.0), dict(layers=("5_1",)), dict(loss="l2"), dict(width=0),
+                                 dict(start="copy"), dict(start="zeros")])
 def test_bad_params_are_refused_before_work(engine: Engine, brick: np.ndarray, bad: dict) -> None:
     with pytest.raises(ParamError):
         engine.synthesize(brick, SynthesisParams(**bad))
@@ -188,3 +190,14 @@ def test_outputs_from_twice_the_exemplars_side_start_with_the_structure_loss(eng
     assert first_phase_penalty(512, SynthesisParams(phases=4, layout_below_scale=2.5)) is None
     assert first_phase_penalty(256, SynthesisParams(phases=4, layout_below_scale=0)) == params.copy_penalty
     assert layout_phase_count(SynthesisParams(layout_phases=3), (300, 300), (256, 256), 2) == 1  # never the last
+
+
+def test_textures_start_from_noise_with_the_exemplars_colours_and_contrast(engine: Engine, brick: np.ndarray) -> None:
+    """One evaluation in one phase returns the start: ``start="spot"`` (the default) has the
+    exemplar's mean colour and contrast, the reference's uniform noise neither."""
+    params = SynthesisParams(width=64, height=64, phases=1, iterations=1, grain=0.0, seed=2)
+    spot = engine.synthesize(brick, params).astype(float)
+    uniform = engine.synthesize(brick, dataclasses.replace(params, start="noise")).astype(float)
+    exemplar = brick.astype(float)
+    assert np.abs(spot.mean(axis=(0, 1)) - exemplar.mean(axis=(0, 1))).max() < 8
+    assert 0.7 * exemplar.std() < spot.std() < 1.3 * exemplar.std() < uniform.std()

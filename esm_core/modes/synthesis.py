@@ -23,6 +23,7 @@ from ..optimisation.multiscale import Phase, plan_phases
 from ..optimisation.phases import run_phases
 from ..progress import CancelToken, ProgressCallback, map_previews
 from .grain import match_grain
+from .spotnoise import spot_noise
 
 
 class Resources(Networks, Protocol):
@@ -159,8 +160,9 @@ def synthesize_texture(
 ) -> np.ndarray:
     """A new texture like ``exemplar`` (uint8 HxWxC, C = 1, 3 or 4). The result has the
     exemplar's channel count; alpha is not synthesised (the result is opaque). The first
-    phases given by ``layout_phase_count`` use the distribution term alone; the
-    result then gets the exemplar's grain (``grain.match_grain``, ``params.grain``)."""
+    phases given by ``layout_phase_count`` use the distribution term alone; the first phase
+    starts from ``params.start`` (``spotnoise.spot_noise`` or uniform noise); the result then
+    gets the exemplar's grain (``grain.match_grain``, ``params.grain``)."""
     exemplar = check_image(exemplar, "exemplar")
     colour, alpha = split_alpha(exemplar)
     height, width = colour.shape[:2]
@@ -178,8 +180,12 @@ def synthesize_texture(
         layers = tuple(dict.fromkeys(name for term in terms for name in term.layers))
         return image_loss(resources, lambda features: sum(term(features) for term in terms), params, layers)
 
+    initial = None
+    if params.start == "spot":
+        style = to_tensor(colour, resources.device)
+        initial = lambda phase: spot_noise(resize(style, *phase.style_size), phase.size, params.seed)  # noqa: E731
     pixels = run_phases(resources, plan, colour.shape[2], params.seed, make_loss, params.iterations,
-                        params.tileable, without_margin(progress, margin, size[0] + 2 * margin), cancel)
+                        params.tileable, without_margin(progress, margin, size[0] + 2 * margin), cancel, initial=initial)
     pixels = resize(pixels, size[0] + 2 * margin, size[1] + 2 * margin, circular=params.tileable)
     pixels = pixels[..., margin:margin + size[1], margin:margin + size[0]]
     result = to_uint8(match_grain(pixels, to_tensor(colour, pixels.device), params.grain, params.tileable))
