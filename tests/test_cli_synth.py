@@ -121,7 +121,8 @@ def test_preset_reference_is_the_blogs_flags_and_explicit_flags_override_it(tmp_
     outputs = {name: tmp_path / f"{name}.png" for name in ("preset", "spelled", "override", "spelled_override",
                                                             "default")}
     blog = ["--phases", "4", "--iterations", "10", "--style-weight", "100", "--variety", "0.1",
-            "--smoothness", "0.1", "--swd-weight", "0", "--layout-phases", "0", "--copy-penalty", "0", "--grain", "0"]
+            "--smoothness", "0.1", "--swd-weight", "0", "--layout-phases", "0", "--copy-penalty", "0", "--grain", "0",
+            "--start", "noise"]
     runs = {
         "preset": ["--preset", "reference"],
         "spelled": blog,

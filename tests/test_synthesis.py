@@ -144,7 +144,9 @@ def test_tileable_output_of_a_size_off_the_stride_grid_still_tiles() -> None:
     exemplar = load_image(DATA / "grass.png")[:96, :96]
     params = dict(width=60, height=52, phases=2, iterations=15, seed=3)
     tiled = engine.synthesize(exemplar, SynthesisParams(tileable=True, **params))
-    plain = engine.synthesize(exemplar, SynthesisParams(tileable=False, **params))
+    # the plain one from uniform noise: spot noise wraps (a circular convolution), which leaves
+    # one small plain image close to tiling on some seeds (seed 3: seam 1.6 against 1.1)
+    plain = engine.synthesize(exemplar, SynthesisParams(tileable=False, start="noise", **params))
     assert tiled.shape == (52, 60, 1)
     assert seam_score(tiled) < 1.5
     assert seam_score(plain) > seam_score(tiled) + 0.5
