@@ -180,15 +180,15 @@ def synthesize_texture(
         layers = tuple(dict.fromkeys(name for term in terms for name in term.layers))
         return image_loss(resources, lambda features: sum(term(features) for term in terms), params, layers)
 
+    style = to_tensor(colour, resources.device)  # the spot noise's source and the grain step's target
     initial = None
     if params.start == "spot":
-        style = to_tensor(colour, resources.device)
         initial = lambda phase: spot_noise(resize(style, *phase.style_size), phase.size, params.seed)  # noqa: E731
     pixels = run_phases(resources, plan, colour.shape[2], params.seed, make_loss, params.iterations,
                         params.tileable, without_margin(progress, margin, size[0] + 2 * margin), cancel, initial=initial)
     pixels = resize(pixels, size[0] + 2 * margin, size[1] + 2 * margin, circular=params.tileable)
     pixels = pixels[..., margin:margin + size[1], margin:margin + size[0]]
-    result = to_uint8(match_grain(pixels, to_tensor(colour, pixels.device), params.grain, params.tileable))
+    result = to_uint8(match_grain(pixels, style, params.grain, params.tileable))
     if alpha is not None:
         result = np.concatenate([result, np.full(result.shape[:2] + (1,), 255, np.uint8)], axis=2)
     return result
