@@ -5,9 +5,9 @@ same strength; at the coarsest phase, a handful of L-BFGS steps on a 32x32 image
 it in place, and later phases inherit it as colour speckle and soft blotches (docs/quality.md,
 eighth round: the marble at its own size lost its veins to it). Asymptotic discrete spot noise
 (ADSN; Galerne, Gousseau and Morel, "Random phase textures", IEEE TIP 2011) is the Gaussian
-texture with the exemplar's mean colour and autocorrelation: the exemplar minus its mean, convolved with white noise. One noise image for
-all channels keeps the exemplar's colour correlations; the convolution is circular, so the
-start of a tileable texture tiles too."""
+texture with the exemplar's mean colour and autocorrelation: the exemplar minus its mean,
+convolved with white noise. One noise image for all channels keeps the exemplar's colour
+correlations; the convolution is circular, so the start of a tileable texture tiles too."""
 from __future__ import annotations
 
 import numpy as np
