@@ -128,7 +128,7 @@ class SynthesisParams(JobParams):
     layout_below_scale: float = 2.0
     # keeps patches from matching the exemplar at one offset over large regions: no verbatim copies
     copy_penalty: float = 5.0  # near the exemplar's size; esm_core.losses.copies fades it for larger outputs
-    # after the optimisation: the finest octave's values given the exemplar's distribution (sharp grain)
+    # after the optimisation: the fine octaves' values given the exemplar's distribution (sharp grain)
     grain: float = 1.0
     # the first phase's start: "spot", noise with the exemplar's colours and spectrum; "noise", uniform
     # noise (the reference's), which leaves colour speckle and soft blotches (docs/quality.md, eighth round)

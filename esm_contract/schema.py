@@ -137,10 +137,10 @@ TEXTURE = _group(
                                    "patches but the last (docs/engine.md); 0 = off. The value applies near the "
                                    "exemplar's size and falls to two fifths of it at twice the exemplar's side "
                                    "and beyond", 0),
-    Param("grain", "float", "after the optimisation, how far the finest detail is moved to the exemplar's "
-                            "distribution of values along its principal colour axes: sharp grain where the "
-                            "optimisation left it soft, clean where it left speckle (docs/engine.md); 0 = off, "
-                            "1 = fully", 0, 1),
+    Param("grain", "float", "after the optimisation, how far the fine detail (the finest three octaves) is "
+                            "moved to the exemplar's distribution of values along its principal colour axes: sharp "
+                            "grain and shading where the optimisation left them soft, clean where it left speckle "
+                            "(docs/engine.md); 0 = off, 1 = fully", 0, 1),
     Param("start", "choice", "the first phase's start image: spot = noise with the exemplar's colours and "
                              "spectrum (random-phase noise), noise = uniform noise (the reference's), copy = a "
                              "copy of the context around the hole (fills only, and always)",

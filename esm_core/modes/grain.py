@@ -1,32 +1,51 @@
-"""The exemplar's grain given to a synthesised texture: after the optimisation, the finest
-octave (``resample.finest_octave``) takes the exemplar's distribution of values, rank for rank,
-along each of the exemplar's principal colour axes (histogram matching, as Heeger and Bergen's
-pyramid synthesis does on every band, in their colour space; here on the finest band only).
+"""The exemplar's grain given to a synthesised texture: after the optimisation, each of the
+finest ``OCTAVES`` octaves (``resample.finest_octave`` of the image at full, half and quarter
+size) takes the exemplar's distribution of values, rank for rank, along each of the exemplar's
+principal colour axes (histogram matching, as Heeger and Bergen's pyramid synthesis does on
+every band, in their colour space; here on the fine bands only).
 
-The optimisation leaves the finest octave unlike the exemplar's: weaker in places (the patch
+The optimisation leaves the fine octaves unlike the exemplar's: weaker in places (the patch
 loss pulls each patch towards its match, and where matches disagree the pixels settle between
-them) and, on smooth photos, speckled where the exemplar is clean. Matching the octave's
-values gives its strength back where it is weak and takes the speckle out, without moving
-anything coarser: layout, shapes and colours stay the optimisation's. Matched per RGB channel
-instead, smooth areas came out flatter than in the exemplar (docs/quality.md, fifth round)."""
+them) and, on smooth photos, speckled where the exemplar is clean. Matching the octaves' values
+gives their strength back where it is weak and takes the speckle out, without moving anything
+coarser: layout and colours stay the optimisation's. Matched per RGB channel instead, smooth
+areas came out flatter than in the exemplar; the finest octave alone left the leaves' and
+beans' shading soft (docs/quality.md, fifth and tenth rounds)."""
 from __future__ import annotations
 
 import torch
 
-from ..features.resample import finest_octave
+from ..features.resample import finest_octave, resize
 from ..losses.distribution import by_rank, quantiles
+
+OCTAVES = 3  # 4: no better over 19 photos at 512x512; the finest alone: patch SWD 0.0565 -> 0.0499 with 3
+MIN_OCTAVE_SIDE = 16  # an octave is matched only where both images keep this many pixels at its scale
 
 
 def match_grain(pixels: torch.Tensor, exemplar: torch.Tensor, strength: float, circular: bool) -> torch.Tensor:
-    """``pixels`` (1, C, H, W, [0, 255]) with their finest octave moved ``strength`` (0: not at
+    """``pixels`` (1, C, H, W, [0, 255]) with their fine octaves moved ``strength`` (0: not at
     all, 1: fully) towards the values of the same ranks in ``exemplar``'s (1, C, h, w), per
-    principal colour axis of the exemplar. With ``circular`` the octave wraps around (tileable
+    principal colour axis of the exemplar. With ``circular`` the octaves wrap around (tileable
     output stays tileable)."""
     if not strength:
         return pixels
     colours = exemplar[0].flatten(1)
     axes = torch.linalg.eigh(torch.cov(colours)).eigenvectors if colours.shape[0] > 1 else colours.new_ones(1, 1)
+    height, width = pixels.shape[-2:]
+    side = min(height, width, *exemplar.shape[-2:])
+    matched = pixels
+    # coarser first: the finer octaves are matched last, after the coarser changes' upsampling touched them
+    for level in reversed([level for level in range(OCTAVES) if level == 0 or side >> level >= MIN_OCTAVE_SIDE]):
+        scale = 2 ** level
+        small = resize(matched, width // scale, height // scale, circular=circular)
+        target = resize(exemplar, exemplar.shape[-1] // scale, exemplar.shape[-2] // scale)
+        matched = matched + resize(_octave_change(small, target, axes, circular), width, height, circular=circular)
+    return pixels + strength * (matched - pixels)
+
+
+def _octave_change(pixels: torch.Tensor, exemplar: torch.Tensor, axes: torch.Tensor, circular: bool) -> torch.Tensor:
+    """What turns ``pixels``' finest octave into one with ``exemplar``'s values along ``axes``."""
     octave = axes.T @ finest_octave(pixels, circular)[0].flatten(1)  # (axes, positions)
     targets = torch.sort(axes.T @ finest_octave(exemplar)[0].flatten(1), dim=1).values
     matched = by_rank(octave, quantiles(targets, octave.shape[1]))
-    return pixels + strength * (axes @ (matched - octave)).view_as(pixels)
+    return (axes @ (matched - octave)).view_as(pixels)
