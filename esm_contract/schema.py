@@ -137,7 +137,7 @@ TEXTURE = _group(
                                    "patches but the last (docs/engine.md); 0 = off. The value applies near the "
                                    "exemplar's size and falls to two fifths of it at twice the exemplar's side "
                                    "and beyond", 0),
-    Param("grain", "float", "after the optimisation, how far the fine detail (the finest three octaves) is "
+    Param("grain", "float", "after the optimisation, how far the fine detail (up to the finest three octaves) is "
                             "moved to the exemplar's distribution of values along its principal colour axes: sharp "
                             "grain and shading where the optimisation left them soft, clean where it left speckle "
                             "(docs/engine.md); 0 = off, 1 = fully", 0, 1),

@@ -56,6 +56,16 @@ def test_an_octave_above_the_finest_gets_its_strength_back_too() -> None:
     assert abs(_detail_rms(sharpened, 1) / _detail_rms(exemplar, 1) - 1) < 0.25  # measured 0.83
 
 
+def test_an_octave_above_the_finest_already_as_strong_as_the_exemplars_is_left_alone() -> None:
+    """Matching such an octave reshaped the marble's soft cells into sharper ones (docs/quality.md,
+    tenth round); only the finest octave is always matched."""
+    exemplar, texture = _texture(0, 128), _texture(1, 128)
+    strong = texture + 0.5 * _second_octave(texture)
+    result = match_grain(strong, exemplar, 1.0, circular=False)
+    assert _detail_rms(strong, 1) > 1.2 * _detail_rms(exemplar, 1)  # measured 1.25
+    assert abs(_detail_rms(result, 1) / _detail_rms(strong, 1) - 1) < 0.05  # measured 0.017; matched: 0.13
+
+
 def test_half_strength_goes_half_way_and_zero_changes_nothing() -> None:
     exemplar, soft = _texture(0), _soft(_texture(1))
     full, half = (match_grain(soft, exemplar, strength, circular=False) for strength in (1.0, 0.5))

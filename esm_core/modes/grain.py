@@ -2,7 +2,8 @@
 finest ``OCTAVES`` octaves (``resample.finest_octave`` of the image at full, half and quarter
 size) takes the exemplar's distribution of values, rank for rank, along each of the exemplar's
 principal colour axes (histogram matching, as Heeger and Bergen's pyramid synthesis does on
-every band, in their colour space; here on the fine bands only).
+every band, in their colour space; here on the fine bands only). The two coarser octaves are
+matched only where they are weaker than the exemplar's.
 
 The optimisation leaves the fine octaves unlike the exemplar's: weaker in places (the patch
 loss pulls each patch towards its match, and where matches disagree the pixels settle between
@@ -40,13 +41,19 @@ def match_grain(pixels: torch.Tensor, exemplar: torch.Tensor, strength: float, c
         scale = 2 ** level
         small = resize(matched, width // scale, height // scale, circular=circular)
         target = resize(exemplar, exemplar.shape[-1] // scale, exemplar.shape[-2] // scale)
-        matched = matched + resize(_octave_change(small, target, axes, circular), width, height, circular=circular)
+        octave, target_octave = finest_octave(small, circular), finest_octave(target)
+        # a coarser octave already as strong as the exemplar's is left alone: matching it reshaped the
+        # marble's soft cells into sharper ones instead of giving it veins (docs/quality.md, tenth round)
+        if level and octave.pow(2).mean() >= target_octave.pow(2).mean():
+            continue
+        change = _octave_change(octave, target_octave, axes)
+        matched = matched + resize(change, width, height, circular=circular)
     return pixels + strength * (matched - pixels)
 
 
-def _octave_change(pixels: torch.Tensor, exemplar: torch.Tensor, axes: torch.Tensor, circular: bool) -> torch.Tensor:
-    """What turns ``pixels``' finest octave into one with ``exemplar``'s values along ``axes``."""
-    octave = axes.T @ finest_octave(pixels, circular)[0].flatten(1)  # (axes, positions)
-    targets = torch.sort(axes.T @ finest_octave(exemplar)[0].flatten(1), dim=1).values
-    matched = by_rank(octave, quantiles(targets, octave.shape[1]))
-    return (axes @ (matched - octave)).view_as(pixels)
+def _octave_change(octave: torch.Tensor, target: torch.Tensor, axes: torch.Tensor) -> torch.Tensor:
+    """What gives ``octave`` (1, C, H, W) the values of ``target``'s (1, C, h, w) along ``axes``."""
+    values = axes.T @ octave[0].flatten(1)  # (axes, positions)
+    targets = torch.sort(axes.T @ target[0].flatten(1), dim=1).values
+    matched = by_rank(values, quantiles(targets, values.shape[1]))
+    return (axes @ (matched - values)).view_as(octave)
