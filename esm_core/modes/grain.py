@@ -3,7 +3,7 @@ finest ``OCTAVES`` octaves (``resample.finest_octave`` of the image at full, hal
 size) takes the exemplar's distribution of values, rank for rank, along each of the exemplar's
 principal colour axes (histogram matching, as Heeger and Bergen's pyramid synthesis does on
 every band, in their colour space; here on the fine bands only). The two coarser octaves are
-matched only where they are weaker than the exemplar's.
+matched only when they are, as a whole, weaker than the exemplar's.
 
 The optimisation leaves the fine octaves unlike the exemplar's: weaker in places (the patch
 loss pulls each patch towards its match, and where matches disagree the pixels settle between
