@@ -58,6 +58,12 @@ def _texture_lines(count: int) -> list[dict[str, Any]]:
              "output": f"slow{i}.png"} for i in range(count)]
 
 
+def _sigint_as_in_a_terminal() -> None:
+    """SIGINT's default action, as a foreground command in a terminal has it: a suite started in
+    the background (`cmd &` in a script) passes SIGINT on ignored, and Python keeps it ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_sigint_leaves_a_resumable_folder(inputs: Path, tmp_path: Path) -> None:
     """A real `esm batch` process on its own local Ray instance (the default), interrupted after
     its first result: rc 130, finished outputs and their rows stay, no half-written file, and the
@@ -68,7 +74,7 @@ def test_sigint_leaves_a_resumable_folder(inputs: Path, tmp_path: Path) -> None:
     env = {**os.environ, "RAY_TMPDIR": ray_tmp, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "esm_cli.main", "batch", str(manifest), "-o", str(outdir), "-q"]
     try:
-        process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True, preexec_fn=_sigint_as_in_a_terminal)
         deadline = time.monotonic() + TIMEOUT_S
         while not (outdir / "results.jsonl").is_file() or not (outdir / "results.jsonl").read_text():
             assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
