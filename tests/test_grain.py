@@ -66,6 +66,32 @@ def test_an_octave_above_the_finest_already_as_strong_as_the_exemplars_is_left_a
     assert abs(_detail_rms(result, 1) / _detail_rms(strong, 1) - 1) < 0.05  # measured 0.017; matched: 0.13
 
 
+def _colour_rms(image: torch.Tensor, level: int) -> float:
+    """RMS of the colour (each channel minus the channels' mean) in the image's octave ``level``."""
+    side = image.shape[-1] >> level
+    octave = finest_octave(resize(image, side, side))
+    return float((octave - octave.mean(1, keepdim=True)).pow(2).mean().sqrt())
+
+
+def test_colour_noise_far_above_a_grey_exemplars_is_matched_where_the_octave_is_left_alone() -> None:
+    """A grey exemplar (the rough canvas): the optimisation leaves colour speckle one octave
+    above the finest, 35-77 times the exemplar's (docs/quality.md, eleventh round). The octave is
+    as strong as the exemplar's as a whole, so the gate leaves its shading alone; its colour is
+    taken down to the exemplar's."""
+    generator = torch.Generator().manual_seed(3)
+    grey = _texture(0, 128).mean(1, keepdim=True)
+    exemplar = (grey + 0.5 * torch.randn(1, 3, 128, 128, generator=generator)).clamp(0, 255)
+    texture = _texture(1, 128).mean(1, keepdim=True).expand(1, 3, 128, 128)
+    speckle = resize(torch.randn(1, 3, 64, 64, generator=generator), 128, 128) * 8.0
+    noisy = texture + 0.5 * _second_octave(texture) + (speckle - speckle.mean(1, keepdim=True))
+    result = match_grain(noisy, exemplar, 1.0, circular=False)
+    assert _detail_rms(noisy, 1) > 1.2 * _detail_rms(exemplar, 1)  # measured 1.48: the gate leaves it alone
+    assert _colour_rms(noisy, 1) > 10 * _colour_rms(exemplar, 1)  # measured 25
+    assert _colour_rms(result, 1) < 0.5 * _colour_rms(noisy, 1)  # measured 0.28; with the gate alone 0.76
+    shading = _detail_rms(noisy.mean(1, keepdim=True), 1)
+    assert abs(_detail_rms(result.mean(1, keepdim=True), 1) / shading - 1) < 0.05  # it stays (measured 0.017)
+
+
 def test_half_strength_goes_half_way_and_zero_changes_nothing() -> None:
     exemplar, soft = _texture(0), _soft(_texture(1))
     full, half = (match_grain(soft, exemplar, strength, circular=False) for strength in (1.0, 0.5))
