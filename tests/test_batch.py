@@ -74,7 +74,8 @@ def test_sigint_leaves_a_resumable_folder(inputs: Path, tmp_path: Path) -> None:
     env = {**os.environ, "RAY_TMPDIR": ray_tmp, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "esm_cli.main", "batch", str(manifest), "-o", str(outdir), "-q"]
     try:
-        process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True, preexec_fn=_sigint_as_in_a_terminal)
+        process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True,
+                                   preexec_fn=_sigint_as_in_a_terminal)
         deadline = time.monotonic() + TIMEOUT_S
         while not (outdir / "results.jsonl").is_file() or not (outdir / "results.jsonl").read_text():
             assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
